@@ -1,0 +1,1 @@
+//! The coordination tree: znodes with ZooKeeper semantics, sessions, watches, replicated by Raft.

@@ -1,0 +1,2 @@
+//! The vigil operator CLI.
+fn main() {}

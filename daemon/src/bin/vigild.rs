@@ -1,0 +1,2 @@
+//! The vigil daemon.
+fn main() {}

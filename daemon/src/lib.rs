@@ -1,0 +1,1 @@
+//! vigild's wiring: the thin I/O shell around the protocol cores.

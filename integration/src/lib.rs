@@ -1,0 +1,1 @@
+//! Network-namespace lab harness for end-to-end tests (needs root).
