@@ -1,4 +1,24 @@
-//! Health checkers (TCP, HTTP/HTTPS, script, DNS, UDP, SMTP) for LVS real servers and the single
-//! scheduler that runs them all on the tokio runtime. Results leave as events.
+//! Health checkers for LVS real servers and the single scheduler that runs them all.
 //!
-//! Not implemented yet: see the health-check issue.
+//! Checkers: TCP connect, HTTP/HTTPS `GET` (status ranges, body regex, SHA-256/MD5 digest,
+//! Host/SNI, optional certificate verification), script (exit code, or keepalived's dynamic
+//! weight), DNS, UDP and SMTP. Each check has an interval, a timeout, retries with a delay,
+//! rise/fall hysteresis and a random warm-up. Results leave as [`CheckEvent`]s (up, down,
+//! weight) that the LVS reconciler and VRRP tracking consume; the scheduler also answers status
+//! queries for `vigilctl` and metrics.
+//!
+//! # Layout
+//! - [`spec`]: what to check — independent of the config file format.
+//! - [`health`]: rise/fall hysteresis, pure.
+//! - [`probe`]: one attempt of one check, one module per protocol.
+//! - [`scheduler`]: one tokio task for all checks (timer heap, bounded in-flight probes, jitter).
+
+pub mod health;
+pub mod probe;
+pub mod scheduler;
+pub mod spec;
+
+pub use health::{Health, Transition};
+pub use probe::{Prepared, ProbeOutcome, probe};
+pub use scheduler::{CheckEvent, CheckId, CheckStatus, Scheduler, SchedulerConfig};
+pub use spec::{CheckKind, CheckSpec, Digest, HttpCheck, Source, Timing};

@@ -1,0 +1,356 @@
+//! The one scheduler for every check: a single tokio task that keeps a timer heap of due rounds
+//! and polls all in-flight probes together. No task or thread per check, so ten thousand real
+//! servers cost ten thousand small futures, not ten thousand stacks.
+//!
+//! ```text
+//!  add/remove/status ──► [command channel] ──►┐
+//!                                             │   ┌──────────────┐  due   ┌───────────────┐
+//!                                             ├──►│ timer heap   │──────►│ in-flight     │
+//!                                             │   │ (round/retry)│◄──────│ probes (≤ cap)│
+//!                                             │   └──────────────┘ done  └───────────────┘
+//!                                             └──► rise/fall ──► CheckEvent ──► consumers
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::health::{Health, Transition};
+use crate::probe::{self, Prepared, ProbeOutcome, TlsError};
+use crate::spec::CheckSpec;
+
+/// Caller-chosen identity of a check (the daemon derives it from virtual/real server keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CheckId(pub u64);
+
+/// A health change, sent to consumers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckEvent {
+    /// Which check.
+    pub id: CheckId,
+    /// What changed.
+    pub transition: Transition,
+    /// The attempt that decided it.
+    pub outcome: ProbeOutcome,
+}
+
+/// Point-in-time view of one check, for `vigilctl status` and metrics.
+#[derive(Debug, Clone)]
+pub struct CheckStatus {
+    /// Which check.
+    pub id: CheckId,
+    /// Checker kind (`tcp`, `http`, …).
+    pub kind: &'static str,
+    /// Probed address.
+    pub target: std::net::SocketAddr,
+    /// Current verdict.
+    pub up: bool,
+    /// Dynamic weight, if a script reported one.
+    pub weight: Option<u32>,
+    /// The last finished attempt.
+    pub last: Option<ProbeOutcome>,
+    /// When the verdict last changed (or the check was added).
+    pub since: Instant,
+}
+
+/// Tuning of the scheduler itself.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulerConfig {
+    /// Most probes in flight at once; further due attempts queue. Bounds file descriptors.
+    pub max_in_flight: usize,
+    /// Seed of the jitter generator (tests pin it; the daemon uses its pid and start time).
+    pub seed: u64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_in_flight: 4096,
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// Handle to a running scheduler; cheap to clone. Dropping every handle stops the scheduler.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+/// The scheduler task has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the check scheduler has stopped")]
+pub struct Stopped;
+
+/// Why a check could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// Its TLS configuration is unusable.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    /// The scheduler has stopped.
+    #[error("{0}")]
+    Stopped(#[from] Stopped),
+}
+
+enum Command {
+    Upsert(CheckId, Arc<CheckSpec>, Arc<Prepared>),
+    Remove(CheckId),
+    Status(oneshot::Sender<Vec<CheckStatus>>),
+}
+
+impl Scheduler {
+    /// Starts the scheduler task on the current runtime; events go to `events`.
+    pub fn spawn(config: SchedulerConfig, events: mpsc::UnboundedSender<CheckEvent>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(Core::new(config, events).run(rx));
+        Scheduler { tx }
+    }
+
+    /// Adds a check, or replaces the spec of an existing one while keeping its health (so a
+    /// reload that only changes a weight does not reset rise/fall).
+    pub fn upsert(&self, id: CheckId, spec: CheckSpec) -> Result<(), AddError> {
+        let prepared = Prepared::new(&spec)?;
+        self.tx
+            .send(Command::Upsert(id, Arc::new(spec), Arc::new(prepared)))
+            .map_err(|_| Stopped)?;
+        Ok(())
+    }
+
+    /// Removes a check; an attempt in flight is abandoned and reports nothing.
+    pub fn remove(&self, id: CheckId) -> Result<(), Stopped> {
+        self.tx.send(Command::Remove(id)).map_err(|_| Stopped)
+    }
+
+    /// Status of every check, sorted by id.
+    pub async fn status(&self) -> Result<Vec<CheckStatus>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Status(tx)).map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+struct Entry {
+    spec: Arc<CheckSpec>,
+    prepared: Arc<Prepared>,
+    health: Health,
+    /// Bumped on every replace, so results of attempts started before are ignored.
+    generation: u64,
+    round_start: Instant,
+    attempt: u32,
+    last: Option<ProbeOutcome>,
+    since: Instant,
+}
+
+type Attempt = Pin<Box<dyn Future<Output = (CheckId, u64, ProbeOutcome)> + Send>>;
+
+struct Core {
+    config: SchedulerConfig,
+    events: mpsc::UnboundedSender<CheckEvent>,
+    checks: HashMap<CheckId, Entry>,
+    /// (due, id, generation); stale generations are skipped when popped.
+    timers: BinaryHeap<Reverse<(Instant, CheckId, u64)>>,
+    ready: VecDeque<(CheckId, u64)>,
+    in_flight: FuturesUnordered<Attempt>,
+    rng: SplitMix64,
+    seq: u16,
+}
+
+impl Core {
+    fn new(config: SchedulerConfig, events: mpsc::UnboundedSender<CheckEvent>) -> Self {
+        Core {
+            config,
+            events,
+            checks: HashMap::new(),
+            timers: BinaryHeap::new(),
+            ready: VecDeque::new(),
+            in_flight: FuturesUnordered::new(),
+            rng: SplitMix64(config.seed),
+            seq: 0,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        loop {
+            let next = self.timers.peek().map(|Reverse((t, _, _))| *t);
+            if let Some(t) = next {
+                sleep.as_mut().reset(t);
+            }
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => return,
+                },
+                Some((id, generation, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.finished(id, generation, outcome);
+                }
+                () = &mut sleep, if next.is_some() => self.fire_due(),
+            }
+            self.start_ready();
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Upsert(id, spec, prepared) => {
+                let warmup = spec.timing.warmup;
+                let generation = if let Some(e) = self.checks.get_mut(&id) {
+                    e.generation += 1;
+                    e.attempt = 0;
+                    e.spec = spec;
+                    e.prepared = prepared;
+                    e.generation
+                } else {
+                    let entry = Entry {
+                        health: Health::new(spec.start_down),
+                        spec,
+                        prepared,
+                        generation: 0,
+                        round_start: now,
+                        attempt: 0,
+                        last: None,
+                        since: now,
+                    };
+                    self.checks.insert(id, entry);
+                    0
+                };
+                let delay = self.rng.below(warmup);
+                self.timers.push(Reverse((now + delay, id, generation)));
+            }
+            Command::Remove(id) => {
+                self.checks.remove(&id);
+            }
+            Command::Status(reply) => {
+                let mut all: Vec<CheckStatus> = self
+                    .checks
+                    .iter()
+                    .map(|(id, e)| CheckStatus {
+                        id: *id,
+                        kind: e.spec.kind.name(),
+                        target: e.spec.target,
+                        up: e.health.is_up(),
+                        weight: e.health.weight(),
+                        last: e.last.clone(),
+                        since: e.since,
+                    })
+                    .collect();
+                all.sort_by_key(|s| s.id);
+                // The asker may have given up; nothing to do then.
+                let _ = reply.send(all);
+            }
+        }
+    }
+
+    fn fire_due(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((due, id, generation))) = self.timers.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            if self
+                .checks
+                .get(&id)
+                .is_some_and(|e| e.generation == generation)
+            {
+                self.ready.push_back((id, generation));
+            }
+        }
+    }
+
+    fn start_ready(&mut self) {
+        while self.in_flight.len() < self.config.max_in_flight {
+            let Some((id, generation)) = self.ready.pop_front() else {
+                return;
+            };
+            let Some(entry) = self.checks.get_mut(&id) else {
+                continue;
+            };
+            if entry.generation != generation {
+                continue;
+            }
+            if entry.attempt == 0 {
+                entry.round_start = Instant::now();
+            }
+            self.seq = self.seq.wrapping_add(1);
+            let (spec, prepared, seq) = (entry.spec.clone(), entry.prepared.clone(), self.seq);
+            self.in_flight.push(Box::pin(async move {
+                (id, generation, probe::probe(&spec, &prepared, seq).await)
+            }));
+        }
+    }
+
+    fn finished(&mut self, id: CheckId, generation: u64, outcome: ProbeOutcome) {
+        let now = Instant::now();
+        let Some(entry) = self.checks.get_mut(&id) else {
+            return;
+        };
+        if entry.generation != generation {
+            return;
+        }
+        let timing = entry.spec.timing;
+        if !outcome.ok && entry.attempt < timing.retries {
+            entry.attempt += 1;
+            entry.last = Some(outcome);
+            self.timers
+                .push(Reverse((now + timing.retry_delay, id, generation)));
+            return;
+        }
+        entry.attempt = 0;
+        let transition = entry
+            .health
+            .record(outcome.ok, outcome.weight, timing.rise, timing.fall);
+        if let Some(t) = transition {
+            if !matches!(t, Transition::Weight(_)) {
+                entry.since = now;
+            }
+            tracing::debug!(check = id.0, target = %entry.spec.target, ?t, detail = %outcome.detail, "check state changed");
+            // A consumer that has gone away cannot be helped; the scheduler keeps its own view.
+            let _ = self.events.send(CheckEvent {
+                id,
+                transition: t,
+                outcome: outcome.clone(),
+            });
+        }
+        entry.last = Some(outcome);
+        // Fixed rate from the start of the round, with up to 2% jitter so checks that started
+        // together drift apart instead of firing in lockstep forever.
+        let jitter = self.rng.below(timing.interval / 50);
+        let next = (entry.round_start + timing.interval + jitter).max(now);
+        self.timers.push(Reverse((next, id, generation)));
+    }
+}
+
+/// Tiny seeded generator for jitter (no cryptographic needs, no dependency).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A uniformly random duration in `[0, max)`, or zero when `max` is zero.
+    fn below(&mut self, max: Duration) -> Duration {
+        let nanos = max.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if nanos == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(self.next() % nanos)
+        }
+    }
+}
