@@ -1,102 +1,71 @@
 //! vigil's configuration model: TOML in, validated [`Config`] out.
 //!
-//! SKELETON — the config issue fills in the whole model. The public contract that other crates
-//! rely on from day one:
-//! - [`load_file`] / [`load_str`] return a [`Config`] or *every* error found, as [`ConfigErrors`];
-//! - each [`ConfigError`] displays as `FILE:LINE:COL: message`;
-//! - `Config::global.log_format`, `Config::global.node_name`, `Config::api.listen`,
-//!   `Config::api.token_file` and `Config::metrics.listen` exist with these names.
+//! - [`load_file`] / [`load_str`] return a [`Config`] or *every* error found, as [`ConfigErrors`],
+//!   in file order; each [`ConfigError`] displays as `FILE:LINE:COL: message` and points at the
+//!   offending key or value. Syntax errors, type errors and semantic errors (duplicate VRIDs,
+//!   dangling references, …) from all sections come back from one run.
+//! - [`load_str_with_warnings`] / [`load_file_with_warnings`] also return warnings (e.g. VRRPv2
+//!   passwords are sent in clear text).
+//! - The [`Config`] is the compiled model: addresses are `IpAddr`s, times are `Duration`s, modes
+//!   are enums, defaults are filled in and cross-references resolved. It implements `PartialEq`,
+//!   and [`diff`] lists what a reload adds, removes or changes per VRRP instance and virtual server.
+//!
+//! The annotated reference config is `conf/examples/vigil.toml`; `conf/examples/witness.toml`
+//! shows a coordination-only witness.
+//!
+//! ```
+//! let src = "[global]\nlog_format = \"xml\"\n\n[api]\nlisten = \"localhost\"\n";
+//! let errors = vigil_conf::load_str(src, "vigil.toml").unwrap_err();
+//! assert_eq!(
+//!     errors.to_string(),
+//!     "vigil.toml:2:14: unknown log format \"xml\"; expected one of: plain, json\n\
+//!      vigil.toml:5:10: invalid socket address \"localhost\" (expected IP:PORT, IPv6 in brackets)"
+//! );
+//! ```
+//!
+//! # Layout
+//! - `model/`: the validated types ([`Config`] and everything in it), with defaults documented.
+//! - `walk/`: the span-aware table walker over `toml::de::DeTable` (which keeps every span).
+//!   Reading a key declares it known, so unknown keys (with a "did you mean" suggestion) fall out
+//!   of the walker's `finish`, and adding a key is one line in the section's compiler.
+//! - `compile/`: one file per section (vrrp, vip, track, lvs, check, cluster), `keywords.rs` for enum
+//!   spellings, `cross.rs` for checks between sections (duplicates, references, witness rules).
+//! - `duration.rs`: `"1m30s"`-style durations. `suggest.rs`: edit distance. `error.rs`: diagnostics.
+//! - `diff.rs`: reload diffs.
 
-use std::fmt;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+#![warn(missing_docs)]
 
-/// A validated configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// `[global]`.
-    pub global: Global,
-    /// `[api]`: the local control API that `vigilctl` talks to.
-    pub api: Api,
-    /// `[metrics]`.
-    pub metrics: Metrics,
-}
+mod compile;
+mod diff;
+mod duration;
+mod error;
+mod model;
+mod suggest;
+mod walk;
 
-/// `[global]` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Global {
-    /// This node's name (defaults to the host name).
-    pub node_name: String,
-    /// How log lines are written.
-    pub log_format: LogFormat,
-}
+pub use compile::default_node_name;
+pub use diff::{ConfigDiff, ItemDiff, diff};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use error::{ConfigError, ConfigErrors, ConfigWarning};
+pub use model::*;
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Plain,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `[api]` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Api {
-    /// Where the control API listens; loopback by default.
-    pub listen: SocketAddr,
-    /// File holding the bearer token; no auth when absent.
-    pub token_file: Option<PathBuf>,
-}
-
-/// `[metrics]` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Metrics {
-    /// Where Prometheus metrics are served; off when absent.
-    pub listen: Option<SocketAddr>,
-}
-
-/// One problem found in a config file, with its position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// File name as given by the caller.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-    /// What is wrong, and where possible how to fix it.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
-    }
-}
-
-/// Every error found in one config, in file order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
+use std::path::Path;
 
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    load_file_with_warnings(path).map(|(config, _)| config)
+}
+
+/// Validates config text; `file` names it in error messages.
+pub fn load_str(src: &str, file: &str) -> Result<Config, ConfigErrors> {
+    load_str_with_warnings(src, file).map(|(config, _)| config)
+}
+
+/// Like [`load_file`], also returning warnings (in file order).
+pub fn load_file_with_warnings(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigErrors> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(src) => load_str(&src, &name),
+        Ok(src) => load_str_with_warnings(&src, &name),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             file: name,
             line: 1,
@@ -106,12 +75,10 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Validates config text; `file` names it in error messages.
-pub fn load_str(src: &str, file: &str) -> Result<Config, ConfigErrors> {
-    let _ = (src, file);
-    Ok(Config {
-        global: Global { node_name: "vigil".into(), log_format: LogFormat::Plain },
-        api: Api { listen: SocketAddr::from(([127, 0, 0, 1], 7400)), token_file: None },
-        metrics: Metrics { listen: None },
-    })
+/// Like [`load_str`], also returning warnings (in file order).
+pub fn load_str_with_warnings(
+    src: &str,
+    file: &str,
+) -> Result<(Config, Vec<ConfigWarning>), ConfigErrors> {
+    compile::compile(src, file).map_err(ConfigErrors)
 }

@@ -1,0 +1,10 @@
+//! vigil-conf integration tests: one binary, one module per concern.
+
+mod defaults;
+mod diff;
+mod duration;
+mod errors;
+mod examples;
+mod robustness;
+mod support;
+mod warnings;
