@@ -1,1 +1,34 @@
 //! The coordination tree: znodes with ZooKeeper semantics, sessions, watches, replicated by Raft.
+//!
+//! The replicated state machine is pure and deterministic: [`StateMachine::apply`] takes the log
+//! index (the zxid), the leader's time and a [`Command`], and nothing else. Session liveness
+//! ([`SessionTracker`]) and watch delivery ([`WatchManager`]) are sans-I/O cores with injected
+//! time; the Raft layer and the client API drive them.
+//!
+//! # Layout
+//!
+//! - `tree/`: the data model. `path` (ZooKeeper's path rules), `node`/`stat` (a znode and its
+//!   `Stat`), `key` (the index ordering that makes children a range), `slab` (chunked node
+//!   storage), `txn` (create, delete, set, check with undo for atomic multi), `cleanup`
+//!   (container/TTL candidates).
+//! - `state_machine`: [`StateMachine`] — apply, session table, retry dedupe, snapshot/restore.
+//! - `session`: [`SessionId`], [`SessionConfig`], the replicated [`Session`] and its dedupe
+//!   window; `session/tracker`: the leader's [`SessionTracker`].
+//! - `watch`: [`WatchEvent`] and the per-node [`WatchManager`] (registrations, ring, resume).
+//! - `request`: the replicated [`Command`]/[`Response`] types, versioned for the log.
+//! - `error`: [`Error`], ZooKeeper's error codes.
+
+pub mod error;
+pub mod raft;
+pub mod request;
+pub mod session;
+pub mod state_machine;
+pub mod tree;
+pub mod watch;
+
+pub use error::Error;
+pub use request::{Command, CreateMode, Op, OpResult, Request, Response, VersionedCommand};
+pub use session::{Session, SessionConfig, SessionId, SessionTracker};
+pub use state_machine::{SnapshotError, StateMachine};
+pub use tree::{DataTree, NodeKind, RestoreError, Stat};
+pub use watch::{ClientId, EventKind, Notification, Resume, WatchEvent, WatchKind, WatchManager};

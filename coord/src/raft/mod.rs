@@ -1,0 +1,107 @@
+//! Durable Raft log storage for openraft 0.9 (`RaftLogStorage` v2), generic over the type
+//! config.
+//!
+//! [`LogStore::open`] gives a store for `openraft::Raft::new`; the state machine is separate.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: this overview (on-disk format, fsync policy, recovery rules).
+//! - `log_store.rs`: [`LogStore`], the `RaftLogStorage` implementation, and [`LogOptions`].
+//! - `reader.rs`: [`LogReader`] and the index shared with it.
+//! - `segments.rs`: the ordered segment files: recovery across files, append, truncate, purge.
+//! - `segment.rs`: one segment file: header and recovery scan.
+//! - `record.rs`: record framing. `crc.rs`: CRC-32C. `meta.rs`: atomically replaced files.
+//! - `error.rs`: [`LogError`] and [`Corruption`].
+//!
+//! # On-disk format
+//!
+//! ```text
+//! <dir>/
+//!   00000000000000000001.seg   segment: records 1 ..= 4096       (sealed)
+//!   00000000000000004097.seg   segment: records 4097 ..          (active, appended to)
+//!   vote                       crc | postcard(Vote)              (atomically replaced)
+//!   committed                  crc | postcard(Option<LogId>)     (replaced, not fsynced)
+//!   purged                     crc | postcard(LogId)             (atomically replaced)
+//!
+//! segment file:
+//!   +------------------------ 32-byte header -------------------------+
+//!   | "VGRAFTL1" | first_index u64 | prev_last u64 | reserved | crc32c |
+//!   +------------------------------------------------------------------+
+//!   | len u32 | crc32c u32 | index u64 | payload (len bytes)           |  record
+//!   | len u32 | crc32c u32 | index u64 | payload ...                   |  record
+//!   ...
+//! ```
+//!
+//! All integers are little-endian. A record's CRC-32C covers its length, index and payload; the
+//! payload is the postcard encoding of `C::Entry`. Record `i` of a segment holds log index
+//! `first_index + i`. `prev_last` is the last index the log held when the segment was started,
+//! which chains each segment to its predecessor.
+//!
+//! # fsync policy
+//!
+//! - `append`: the whole batch is one positioned write and one `fdatasync`; only then is
+//!   openraft's `LogFlushed` callback invoked (and `append` returns). A new segment also gets
+//!   its directory fsynced. So there is one fsync per `append` call, not per entry.
+//! - `save_vote`, `purge`: the value is written to `<name>.tmp`, fsynced, renamed over
+//!   `<name>`, and the directory is fsynced (two fsyncs).
+//! - `save_committed`: the same write and rename, without the fsyncs. openraft calls it on every
+//!   commit advance, and the value is only a hint for re-applying entries at startup; losing it
+//!   costs time, never safety, because the entries it names were fsynced before it was written.
+//!   An unreadable `committed` file is therefore ignored with a warning.
+//! - `truncate`: newer segments are unlinked newest first (then the directory is fsynced), and
+//!   the segment holding the truncation point is cut with `ftruncate` + `fdatasync`.
+//! - `purge`: the purge point is made durable first, then whole segments holding only purged
+//!   entries are unlinked, oldest first. Purged entries in a partly purged segment stay on disk
+//!   but are never served. A purge past the last log id (a snapshot from a newer term) also
+//!   truncates what follows the purge index: a tail of older terms that can never commit.
+//! - After a failed write or fsync the store refuses all further writes ([`LogError::Failed`]):
+//!   the kernel may have dropped the dirty pages, so only a restart that re-reads the disk is
+//!   safe.
+//!
+//! # Recovery rules (on open)
+//!
+//! - Leftover `*.tmp` files are deleted (the old value is still in place).
+//! - Every segment is scanned and every record's CRC and index checked.
+//! - **Torn tail**: at the end of the *last* segment, an incomplete record, a record with a bad
+//!   CRC that ends exactly at end of file, or a run of zero bytes is what a crash during an
+//!   unacknowledged `append` leaves; it is cut off with a warning. A last segment left with no
+//!   complete record (or a torn header) is removed. Bit rot in that very last record, or in a
+//!   length field of the last segment, looks the same and is treated the same: a checksum cannot
+//!   tell which bytes were acknowledged, and the warning says how many bytes were dropped.
+//! - **Corruption**: a bad CRC or a cut record anywhere else, a record whose index is not the one
+//!   its position implies, a segment whose `prev_last` does not match the end of its predecessor
+//!   (or, for the first one, the purge point), an empty segment that is not the last, or a log
+//!   that ends before the recorded committed index: [`LogStore::open`] refuses with
+//!   [`LogError::Corrupt`], naming the file and byte offset.
+//! - Segments wholly covered by the purge point (a purge interrupted by a crash) are deleted
+//!   unread, and a tail older than the purge point is truncated (see `purge` above).
+//!
+//! # Memory
+//!
+//! The index keeps eight bytes (a file offset) per present entry; payloads stay on disk and are
+//! read with positioned reads, so recent entries are served from the page cache. There is no
+//! entry cache of our own. `limited_get_log_entries`, which feeds replication, stops after
+//! [`LogOptions::max_read_bytes`] of payload, so a far-behind follower cannot make the leader
+//! load its whole backlog at once. Recovery reads one segment at a time
+//! ([`LogOptions::max_segment_bytes`], 32 MiB by default).
+//!
+//! # Holes
+//!
+//! The log never has one: an append must start right after the last present or purged index
+//! (only an empty, never purged log may start anywhere), and the entries of a batch must be
+//! consecutive. Entries at or below the purge point are skipped, since a snapshot already covers
+//! them (openraft's storage suite appends such entries after `get_initial_state` purged up to the
+//! state machine's last applied id).
+
+mod crc;
+mod error;
+mod log_store;
+mod meta;
+mod reader;
+mod record;
+mod segment;
+mod segments;
+
+pub use error::{Corruption, LogError};
+pub use log_store::{LogOptions, LogStore};
+pub use reader::LogReader;
