@@ -20,10 +20,11 @@
 //! - `client/`: the [`Ipvs`] trait, [`LvsError`], the netlink socket client and the fake.
 //! - `reconcile.rs`: [`plan`], [`Reconciler`], ownership rules.
 //! - `policy.rs`: [`VsState`], health in, desired [`VirtualServer`] and transitions out.
-//! - `tests/main.rs`: properties of the reconciler on random tables (`it/properties.rs`) and the
-//!   client against the running kernel in a private network namespace (`it/kernel.rs`, skipped
-//!   where the kernel has no IPVS).
-//! - `tests/vm/run.sh`: runs all of the above under a stock Debian kernel in qemu.
+//! - `tests/main.rs`: properties of the reconciler on random tables (`it/properties.rs`); the
+//!   client (`it/kernel.rs`) and the policy + reconciler scenarios (`it/scenarios.rs`, checked
+//!   with `ipvsadm -Ln`) against the running kernel in a private network namespace, skipped
+//!   where the kernel has no IPVS; and `it/vm.rs`, which runs those under Debian's stock kernel
+//!   in qemu (`scripts/vm-run`).
 
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]

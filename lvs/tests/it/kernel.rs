@@ -2,56 +2,20 @@
 //! tables are per namespace, so the host's table is never read or changed).
 //!
 //! Where the kernel has no IPVS (the development machines), the tests print a SKIPPED line; the
-//! real-kernel VM (a stock Debian kernel) runs them for real. Two things are proven there: the
-//! encoding is what the kernel accepts and reads back unchanged (a second convergence applies
-//! nothing), and [`FakeIpvs`] answers a script of valid and invalid requests exactly as the
-//! kernel does, so the fake-based tests stand for the kernel.
+//! real-kernel VM (a stock Debian kernel, `it/vm.rs`) runs them for real. Two things are proven
+//! there: the encoding is what the kernel accepts and reads back unchanged (a second convergence
+//! applies nothing), and [`FakeIpvs`] answers a script of valid and invalid requests exactly as
+//! the kernel does, so the fake-based tests stand for the kernel.
 
 use std::net::IpAddr;
 use std::process::Command;
 
-use nix::sched::{CloneFlags, unshare};
 use vigil_lvs::{
-    DestKey, Destination, FakeIpvs, Family, Forwarding, Ipvs, LvsError, NetlinkIpvs, Op,
-    Persistence, Reconciler, Scheduler, Service, ServiceFlags, ServiceKey, Table, TunnelType,
-    VirtualServer,
+    DestKey, Destination, FakeIpvs, Family, Forwarding, Ipvs, Op, Persistence, Reconciler,
+    Scheduler, Service, ServiceFlags, ServiceKey, Table, TunnelType, VirtualServer,
 };
 
-/// Runs `body` on a thread that has moved to a fresh network namespace (the namespace goes away
-/// with the thread). Returns `None`, after saying why, when the test cannot run here.
-fn in_private_netns<T: Send + 'static>(
-    name: &str,
-    body: impl FnOnce(NetlinkIpvs) -> T + Send + 'static,
-) -> Option<T> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED (needs root): {name}");
-        return None;
-    }
-    let name = name.to_owned();
-    std::thread::spawn(move || {
-        unshare(CloneFlags::CLONE_NEWNET).unwrap();
-        // With `lo` down the namespace has no local routing table, and the kernel's address-type
-        // check then refuses every IPv4 destination (EINVAL). Children inherit this thread's
-        // namespace, so this only touches the private one.
-        let up = Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status();
-        assert!(
-            up.as_ref().is_ok_and(std::process::ExitStatus::success),
-            "ip link set lo up: {up:?}"
-        );
-        match NetlinkIpvs::open() {
-            Ok(ipvs) => Some(body(ipvs)),
-            Err(LvsError::NoIpvs) => {
-                eprintln!("SKIPPED (kernel has no IPVS; runs in the real-kernel VM): {name}");
-                None
-            }
-            Err(e) => panic!("opening IPVS: {e}"),
-        }
-    })
-    .join()
-    .unwrap()
-}
+use crate::netns::{cannot_run, in_private_netns};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -180,7 +144,10 @@ fn kernel_accepts_and_reads_back_every_feature() {
                 assert!(text.contains(line), "ipvsadm -Sn lacks {line:?}:\n{text}");
             }
         } else {
-            eprintln!("SKIPPED (no ipvsadm): cross-check with ipvsadm -Sn");
+            cannot_run(
+                "kernel_accepts_and_reads_back_every_feature",
+                "no ipvsadm for the -Sn cross-check",
+            );
         }
 
         r.shutdown(&[]).unwrap();
