@@ -39,6 +39,7 @@ mod compile;
 mod diff;
 mod duration;
 mod error;
+pub mod import;
 mod model;
 mod suggest;
 mod walk;
