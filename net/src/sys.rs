@@ -1,0 +1,94 @@
+//! The one place this crate needs `unsafe`: building a `sockaddr_ll` for `AF_PACKET`, and
+//! registering a socket with tokio.
+//!
+//! Neither socket2 nor nix can construct a link-layer socket address safely (nix's `LinkAddr`
+//! has no public constructor), and sending a raw Ethernet frame needs one to name the outgoing
+//! interface. socket2 sets `IP_MULTICAST_IF` only by address, which fails when the configured
+//! source is not (yet) an address of the interface; the `ip_mreqn` form names the interface by
+//! index. Tokio's `AsyncFd::register` is `unsafe` since tokio 1.54 (the safe constructor is
+//! deprecated as unsound). Everything else in the crate goes through safe socket2/nix wrappers.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use socket2::{SockAddr, SockAddrStorage, Socket};
+use tokio::io::unix::AsyncFd;
+
+/// Registers `socket` with the current tokio runtime's reactor; the caller has checked that
+/// there is one ([`crate::netlink::require_runtime`]), as registering would panic otherwise.
+pub(crate) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
+    // SAFETY: a `socket2::Socket` owns its descriptor: it stays open, and `as_raw_fd` returns
+    // the same descriptor, until the `Socket` is dropped, and after this call only the
+    // `AsyncFd` can drop it (or hand it back with `into_inner`).
+    unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
+}
+
+/// The `AF_PACKET` address of interface `ifindex` for frames of EtherType `protocol`, addressed to
+/// `dest` (used by the kernel only for `SOCK_DGRAM`; a `SOCK_RAW` frame carries its own header).
+pub(crate) fn packet_addr(ifindex: u32, protocol: u16, dest: [u8; 6]) -> SockAddr {
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: `SockAddrStorage` is a `sockaddr_storage`, which is larger than and at least as
+    // aligned as `sockaddr_ll` (both plain C structs of integers, valid when zeroed), so viewing
+    // it as one is sound; the view ends before `storage` is moved below.
+    let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
+    ll.sll_family = libc::AF_PACKET as libc::sa_family_t;
+    ll.sll_protocol = protocol.to_be();
+    ll.sll_ifindex = ifindex as libc::c_int;
+    ll.sll_halen = 6;
+    ll.sll_addr[..6].copy_from_slice(&dest);
+    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: the storage holds an initialised `sockaddr_ll` of family AF_PACKET and `len` is its
+    // exact size, which is what `SockAddr::new` requires.
+    unsafe { SockAddr::new(storage, len) }
+}
+
+/// `IP_MULTICAST_IF` with an `ip_mreqn` naming interface `ifindex`.
+pub(crate) fn set_multicast_if_index_v4(socket: &Socket, ifindex: u32) -> io::Result<()> {
+    let request = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr { s_addr: 0 },
+        imr_ifindex: ifindex as libc::c_int,
+    };
+    // SAFETY: the pointer and length describe `request`, a live, initialised `ip_mreqn`, which
+    // is a form of the option value Linux accepts for IP_MULTICAST_IF (ip(7)); the kernel only
+    // reads it during the call, and the descriptor is open for as long as `socket` is borrowed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            std::ptr::from_ref(&request).cast(),
+            std::mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multicast_interface_by_index_is_accepted_and_a_bad_index_refused() {
+        let socket = Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+        set_multicast_if_index_v4(&socket, lo).unwrap();
+        assert!(set_multicast_if_index_v4(&socket, 0x7fff_fff0).is_err());
+    }
+
+    #[test]
+    fn packet_addr_is_af_packet_of_sockaddr_ll_size() {
+        let addr = packet_addr(7, 0x0806, [0xff; 6]);
+        assert_eq!(i32::from(addr.family()), libc::AF_PACKET);
+        assert_eq!(
+            addr.len() as usize,
+            std::mem::size_of::<libc::sockaddr_ll>()
+        );
+    }
+}
