@@ -1,2 +1,5 @@
-//! The vigil daemon.
-fn main() {}
+//! The vigil daemon; everything lives in [`vigil_daemon::vigild`].
+
+fn main() -> std::process::ExitCode {
+    vigil_daemon::vigild::main()
+}

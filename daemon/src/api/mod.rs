@@ -1,0 +1,182 @@
+//! The local control API: HTTP/1.1 + JSON on `[api] listen` (loopback by default).
+//!
+//! | Method | Path         | Does                                                      |
+//! |--------|--------------|-----------------------------------------------------------|
+//! | GET    | `/v1/status` | node, version, pid, uptime, config generation, last reload |
+//! | POST   | `/v1/reload` | re-reads the config; 200 applied, 422 rejected             |
+//!
+//! With `[api] token_file` set, every request needs `Authorization: Bearer <token>`; others get
+//! 401. Errors are JSON [`types::ErrorBody`]s. Handlers never touch daemon state directly: they
+//! read the published [`Snapshot`] or send a [`Control`] message, like a signal would.
+
+pub mod auth;
+pub mod types;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+use crate::control::{Control, ControlSender};
+use crate::reload::{ReloadReport, unix_now};
+use crate::supervisor::Snapshot;
+use types::{ErrorBody, StatusResponse};
+
+/// Request bodies beyond this are refused with 413; no endpoint needs more today.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler can see.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    control: ControlSender,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+    config_path: String,
+    started: Instant,
+    started_at_unix_secs: u64,
+}
+
+impl ApiState {
+    /// State for a daemon that started now and reloads from `config_path`.
+    pub fn new(
+        control: ControlSender,
+        snapshot: watch::Receiver<Arc<Snapshot>>,
+        config_path: String,
+    ) -> Self {
+        Self {
+            control,
+            snapshot,
+            config_path,
+            started: Instant::now(),
+            started_at_unix_secs: unix_now(),
+        }
+    }
+}
+
+/// The API's routes, with authentication and the body limit applied to all of them.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/reload", post(reload))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then drains open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    // Clone out of the watch borrow: it must not be held across the await below.
+    let token = state.snapshot.borrow().token.clone();
+    match token {
+        Some(token) if !token.authorizes(request.headers()) => {
+            ApiError::Unauthorized.into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
+async fn status(State(state): State<ApiState>) -> Json<StatusResponse> {
+    let snapshot = state.snapshot.borrow().clone();
+    Json(StatusResponse {
+        node_name: snapshot.config.global.node_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        uptime_secs: state.started.elapsed().as_secs(),
+        started_at_unix_secs: state.started_at_unix_secs,
+        config_path: state.config_path.clone(),
+        config_generation: snapshot.generation,
+        last_reload: snapshot.last_reload.clone(),
+    })
+}
+
+async fn reload(
+    State(state): State<ApiState>,
+) -> Result<(StatusCode, Json<ReloadReport>), ApiError> {
+    let (reply, outcome) = oneshot::channel();
+    state
+        .control
+        .send(Control::Reload { reply: Some(reply) })
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    let report = outcome.await.map_err(|_| ApiError::ShuttingDown)?;
+    let code = if report.outcome.is_rejected() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(report)))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Every way a request can fail, each with its status code and stable error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or wrong bearer token.
+    #[error("missing or wrong API token")]
+    Unauthorized,
+    /// No such endpoint.
+    #[error("no such endpoint")]
+    NotFound,
+    /// The endpoint exists but not with this method.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    /// The daemon is stopping and no longer takes requests.
+    #[error("vigild is shutting down")]
+    ShuttingDown,
+}
+
+impl ApiError {
+    fn parts(self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, error) = self.parts();
+        let body = ErrorBody {
+            error: error.to_owned(),
+            message: self.to_string(),
+        };
+        let mut response = (code, Json(body)).into_response();
+        if self == Self::Unauthorized {
+            // RFC 6750 §3: a 401 names the scheme the client should use.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"vigil\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,36 @@
+//! The API's JSON bodies, shared by the server and `vigilctl` so both sides agree by
+//! construction. Adding a field is compatible; renaming or removing one is not.
+
+use serde::{Deserialize, Serialize};
+
+use crate::reload::ReloadReport;
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// `[global] node_name` of the running config.
+    pub node_name: String,
+    /// The vigild version.
+    pub version: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// Seconds since the daemon started.
+    pub uptime_secs: u64,
+    /// When the daemon started, in seconds since the Unix epoch.
+    pub started_at_unix_secs: u64,
+    /// The config file the daemon reloads from.
+    pub config_path: String,
+    /// 1 for the config loaded at start, +1 for each applied reload.
+    pub config_generation: u64,
+    /// The most recent reload, if any, with its errors when it was rejected.
+    pub last_reload: Option<ReloadReport>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `unauthorized`.
+    pub error: String,
+    /// A sentence for humans.
+    pub message: String,
+}

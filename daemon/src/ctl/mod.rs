@@ -1,0 +1,347 @@
+//! `vigilctl`: the operator CLI. It talks to the daemon's control API and grows subcommand
+//! groups (`vrrp`, `lvs`, `tree`, `cluster`) in later issues.
+//!
+//! The API address comes from `--api`/`VIGIL_API`, else from `[api] listen` in the config file
+//! (`--config`, default `/etc/vigil/vigil.toml`) when it exists, else `127.0.0.1:7400`. The token
+//! file likewise comes from `--token-file`/`VIGIL_TOKEN_FILE`, else from `[api] token_file`.
+//! Diagnostics go to stderr; exit codes follow sysexits(3): 69 daemon unreachable, 77 not
+//! authorised, 78 reload rejected.
+
+pub mod client;
+pub mod render;
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+
+use crate::api::auth::{ApiToken, TokenError};
+use crate::reload::{ReloadOutcome, unix_now};
+use crate::{DEFAULT_API_PORT, DEFAULT_CONFIG_PATH, exit};
+use client::Client;
+
+/// vigilctl: operate a running vigild.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "vigilctl", version, about, long_about = None)]
+pub struct Cli {
+    /// Control API address of vigild, e.g. `127.0.0.1:7400` [default: `[api] listen` from the
+    /// config, else 127.0.0.1:7400].
+    #[arg(long, env = "VIGIL_API", global = true, value_name = "ADDR")]
+    pub api: Option<SocketAddr>,
+
+    /// Config file to read the API address and token file from.
+    #[arg(
+        short = 'f',
+        long,
+        env = "VIGIL_CONFIG",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// File holding the API bearer token [default: `[api] token_file` from the config].
+    #[arg(long, env = "VIGIL_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Seconds to wait for the daemon's answer.
+    #[arg(
+        long,
+        env = "VIGIL_TIMEOUT",
+        global = true,
+        default_value_t = 30,
+        value_name = "SECS"
+    )]
+    pub timeout: u64,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `vigilctl` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Show the daemon's node, version, uptime, config generation and last reload.
+    Status {
+        /// Print JSON (stable field names) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the daemon re-read its config; an invalid file keeps the old config running.
+    Reload {
+        /// Print the reload report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+}
+
+/// Runs `vigilctl` with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(execute(&cli))
+}
+
+fn execute(cli: &Cli) -> u8 {
+    let json = match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "vigilctl",
+                &mut std::io::stdout(),
+            );
+            return exit::OK;
+        }
+        Command::Status { json } | Command::Reload { json } => json,
+    };
+    let target = match Target::resolve(cli) {
+        Ok(target) => target,
+        Err(code) => return code,
+    };
+    let token = match target.token_file.as_deref().map(ApiToken::load).transpose() {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("vigilctl: {error}");
+            return token_exit_code(&error);
+        }
+    };
+    let timeout = Duration::from_secs(cli.timeout);
+    let Ok(client) = Client::new(target.addr, token.as_ref(), timeout) else {
+        eprintln!("vigilctl: the API token contains characters not allowed in an HTTP header");
+        return exit::CONFIG;
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("vigilctl: cannot start the async runtime: {error}");
+            return exit::OSERR;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Status { .. } => status(&client, json).await,
+            Command::Reload { .. } => reload(&client, json).await,
+            Command::Completions { .. } => exit::OK,
+        }
+    })
+}
+
+async fn status(client: &Client, json: bool) -> u8 {
+    let status = match client.status().await {
+        Ok(status) => status,
+        Err(error) => return fail(&error),
+    };
+    let text = if json {
+        to_json(&status)
+    } else {
+        render::status_table(&status, unix_now())
+    };
+    print_stdout(&text)
+}
+
+async fn reload(client: &Client, json: bool) -> u8 {
+    let report = match client.reload().await {
+        Ok(report) => report,
+        Err(error) => return fail(&error),
+    };
+    let code = if json {
+        print_stdout(&to_json(&report))
+    } else {
+        print_stdout(&format!("reload {}\n", render::reload_summary(&report)))
+    };
+    match &report.outcome {
+        ReloadOutcome::Rejected { errors, .. } => {
+            if !json {
+                for error in errors {
+                    eprintln!("{error}");
+                }
+            }
+            exit::CONFIG
+        }
+        ReloadOutcome::Applied { needs_restart, .. } => {
+            if !json {
+                for setting in needs_restart {
+                    eprintln!("vigilctl: {setting} changed; it takes effect after a restart");
+                }
+            }
+            code
+        }
+    }
+}
+
+fn fail(error: &client::ClientError) -> u8 {
+    eprintln!("vigilctl: {error}");
+    error.exit_code()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serialising these plain structs cannot fail; fall back to `{}` rather than panic.
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_owned());
+    text.push('\n');
+    text
+}
+
+fn print_stdout(text: &str) -> u8 {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => exit::OK,
+        // A closed pipe (`vigilctl status | head -1`) is not worth a message.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(error) => {
+            eprintln!("vigilctl: cannot write output: {error}");
+            exit::OSERR
+        }
+    }
+}
+
+fn token_exit_code(error: &TokenError) -> u8 {
+    if error.is_permission_denied() {
+        exit::NOPERM
+    } else {
+        exit::NOINPUT
+    }
+}
+
+/// Where to connect and which token file to send.
+#[derive(Debug)]
+struct Target {
+    addr: SocketAddr,
+    token_file: Option<PathBuf>,
+}
+
+impl Target {
+    /// Flags win; the config fills the gaps. A config named explicitly must be valid (exit 78);
+    /// the default one may be missing or broken — e.g. while the daemon still runs the old
+    /// config — and then only earns a warning.
+    fn resolve(cli: &Cli) -> Result<Self, u8> {
+        let fallback = SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_API_PORT));
+        if let (Some(addr), Some(token_file)) = (cli.api, &cli.token_file) {
+            return Ok(Self {
+                addr,
+                token_file: Some(token_file.clone()),
+            });
+        }
+        let explicit = cli.config.is_some();
+        let path = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let config = if explicit || path.exists() {
+            match vigil_conf::load_file(&path) {
+                Ok(config) => Some(config),
+                Err(errors) if explicit => {
+                    crate::vigild::print_errors(&errors, &mut std::io::stderr().lock());
+                    eprintln!("vigilctl: invalid config {}", path.display());
+                    return Err(exit::CONFIG);
+                }
+                Err(errors) => {
+                    eprintln!(
+                        "vigilctl: warning: ignoring invalid {} ({} error(s)); use --api to choose the address",
+                        path.display(),
+                        errors.0.len()
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let addr = cli
+            .api
+            .or_else(|| config.as_ref().map(|c| connectable(c.api.listen)))
+            .unwrap_or(fallback);
+        let token_file = cli
+            .token_file
+            .clone()
+            .or_else(|| config.and_then(|c| c.api.token_file));
+        Ok(Self { addr, token_file })
+    }
+}
+
+/// A listen address usable as a destination: a wildcard listener is reached over loopback.
+fn connectable(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn wildcard_listen_is_reached_over_loopback() {
+        assert_eq!(
+            connectable("0.0.0.0:7400".parse().unwrap()),
+            "127.0.0.1:7400".parse().unwrap()
+        );
+        assert_eq!(
+            connectable("[::]:7400".parse().unwrap()),
+            "[::1]:7400".parse().unwrap()
+        );
+        assert_eq!(
+            connectable("10.0.0.1:9".parse().unwrap()),
+            "10.0.0.1:9".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn flags_win_without_reading_any_config() {
+        let cli = Cli::try_parse_from([
+            "vigilctl",
+            "--api",
+            "127.0.0.1:9",
+            "--token-file",
+            "/t",
+            "--config",
+            "/nonexistent/vigil.toml",
+            "status",
+        ])
+        .unwrap();
+        let target = Target::resolve(&cli).unwrap();
+        assert_eq!(target.addr, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(target.token_file, Some(PathBuf::from("/t")));
+    }
+
+    #[test]
+    fn explicit_missing_config_is_an_error() {
+        let cli =
+            Cli::try_parse_from(["vigilctl", "--config", "/nonexistent/vigil.toml", "status"])
+                .unwrap();
+        assert_eq!(Target::resolve(&cli).unwrap_err(), exit::CONFIG);
+    }
+}

@@ -1,0 +1,125 @@
+//! Human-readable output of `vigilctl`. JSON output is the API types serialised as they are.
+
+use std::fmt::Write;
+
+use crate::api::types::StatusResponse;
+use crate::reload::{ReloadOutcome, ReloadReport};
+
+/// `vigilctl status` as a two-column table.
+pub fn status_table(status: &StatusResponse, now_unix_secs: u64) -> String {
+    let mut out = String::new();
+    let mut row = |key: &str, value: &str| {
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "{key:<13}{value}");
+    };
+    row("node", &status.node_name);
+    row("version", &status.version);
+    row("pid", &status.pid.to_string());
+    row("uptime", &duration(status.uptime_secs));
+    row("config", &status.config_path);
+    row("generation", &status.config_generation.to_string());
+    match &status.last_reload {
+        None => row("last reload", "none"),
+        Some(report) => {
+            let ago = duration(now_unix_secs.saturating_sub(report.at_unix_secs));
+            row(
+                "last reload",
+                &format!("{} ({ago} ago)", reload_summary(report)),
+            );
+            if let ReloadOutcome::Rejected { errors, .. } = &report.outcome {
+                for error in errors {
+                    row("", error);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One line saying what a reload did.
+pub fn reload_summary(report: &ReloadReport) -> String {
+    match &report.outcome {
+        ReloadOutcome::Applied {
+            generation,
+            changed,
+            ..
+        } => {
+            let what = if *changed { "changed" } else { "unchanged" };
+            format!("applied, generation {generation} ({what})")
+        }
+        ReloadOutcome::Rejected { generation, errors } => {
+            format!(
+                "rejected with {} error(s), generation {generation} still running",
+                errors.len()
+            )
+        }
+    }
+}
+
+/// `93784` → `1d 2h`: the two largest non-zero units are precise enough for an uptime.
+pub fn duration(secs: u64) -> String {
+    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+    let mut rest = secs;
+    let mut parts = Vec::new();
+    for (size, name) in units {
+        let n = rest / size;
+        rest %= size;
+        if n > 0 || !parts.is_empty() {
+            parts.push(format!("{n}{name}"));
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    if parts.is_empty() {
+        "0s".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(59), "59s");
+        assert_eq!(duration(61), "1m 1s");
+        assert_eq!(duration(3_600), "1h 0m");
+        assert_eq!(duration(93_784), "1d 2h");
+    }
+
+    #[test]
+    fn table_shows_rejected_reload_errors() {
+        let status = StatusResponse {
+            node_name: "lb1".into(),
+            version: "0.1.0".into(),
+            pid: 42,
+            uptime_secs: 61,
+            started_at_unix_secs: 1_000,
+            config_path: "/etc/vigil/vigil.toml".into(),
+            config_generation: 2,
+            last_reload: Some(ReloadReport {
+                at_unix_secs: 1_050,
+                outcome: ReloadOutcome::Rejected {
+                    generation: 2,
+                    errors: vec!["vigil.toml:1:1: unknown key `bogus`".into()],
+                },
+            }),
+        };
+        let table = status_table(&status, 1_060);
+        assert!(table.contains("node         lb1\n"), "{table}");
+        assert!(table.contains("uptime       1m 1s\n"), "{table}");
+        assert!(table.contains("generation   2\n"), "{table}");
+        assert!(
+            table.contains("rejected with 1 error(s), generation 2 still running (10s ago)"),
+            "{table}"
+        );
+        assert!(
+            table.contains("             vigil.toml:1:1: unknown key `bogus`\n"),
+            "{table}"
+        );
+    }
+}

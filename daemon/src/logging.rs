@@ -1,0 +1,75 @@
+//! The tracing subscriber: plain lines for humans, JSON lines for log shippers; always stderr,
+//! which journald captures.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+use vigil_conf::LogFormat;
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    /// The `--log-level` / `RUST_LOG` directive does not parse.
+    #[error("invalid log filter {filter:?}: {source}")]
+    Filter {
+        /// The directive as given.
+        filter: String,
+        /// The parser's complaint.
+        source: tracing_subscriber::filter::ParseError,
+    },
+    /// A global subscriber was already installed (only possible when embedding the library).
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+/// Installs the global subscriber.
+///
+/// `level` (the `--log-level` flag) wins over `RUST_LOG`, which wins over `info`.
+pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), LoggingError> {
+    let filter = filter(level, std::env::var("RUST_LOG").ok().as_deref())?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into journald or a file.
+        .with_ansi(std::io::stderr().is_terminal());
+    let result = match format {
+        LogFormat::Plain => builder.try_init(),
+        // Fields at the top level of each object, so `jq .instance` works without `.fields`.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+    result.map_err(|_| LoggingError::AlreadyInstalled)
+}
+
+/// Picks and parses the filter directive.
+fn filter(level: Option<&str>, rust_log: Option<&str>) -> Result<EnvFilter, LoggingError> {
+    let directive = level.or(rust_log).unwrap_or("info");
+    EnvFilter::try_new(directive).map_err(|source| LoggingError::Filter {
+        filter: directive.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_wins_over_rust_log() {
+        let f = filter(Some("debug"), Some("warn")).unwrap();
+        assert_eq!(f.to_string(), "debug");
+        let f = filter(None, Some("warn")).unwrap();
+        assert_eq!(f.to_string(), "warn");
+        let f = filter(None, None).unwrap();
+        assert_eq!(f.to_string(), "info");
+    }
+
+    #[test]
+    fn bad_filter_is_an_error() {
+        let err = filter(Some("vigil=notalevel"), None).unwrap_err();
+        assert!(err.to_string().contains("vigil=notalevel"), "{err}");
+    }
+}
