@@ -17,9 +17,18 @@
 //! - `watch`: [`WatchEvent`] and the per-node [`WatchManager`] (registrations, ring, resume).
 //! - `request`: the replicated [`Command`]/[`Response`] types, versioned for the log.
 //! - `error`: [`Error`], ZooKeeper's error codes.
+//! - `raft/`: openraft storage and transport — the durable log ([`raft::LogStore`]), the znode
+//!   state machine with file snapshots ([`raft::ZnodeStore`]), the type config
+//!   (`raft::types`) and the TCP peer transport (`raft::network`).
+//! - `node/`: [`node::CoordNode`], a running cluster member: start-up and bootstrap, writes
+//!   and reads from any node (forwarded to the leader), sessions, leader duties, membership.
 
+pub mod api;
+pub mod client;
 pub mod error;
+pub mod node;
 pub mod raft;
+pub mod recipes;
 pub mod request;
 pub mod session;
 pub mod state_machine;

@@ -11,9 +11,15 @@ use vigil_conf::LogFormat;
 
 use crate::DEFAULT_CONFIG_PATH;
 
-/// vigild: VRRP failover, LVS health checks and a replicated coordination tree.
+/// VRRP failover, LVS health checks and a replicated coordination tree for load balancers.
+///
+/// Loads the TOML config, validates it (each error as `file:line:col: message`; an invalid
+/// config exits 78 without starting), binds its sockets and tells systemd when it is ready.
+/// SIGHUP re-reads the config (an invalid file keeps the old one running); SIGTERM or SIGINT
+/// stops gracefully, a second one exits at once. Check a file before installing it with
+/// `vigild --check-config -f FILE`. See vigild(8) for files, signals and exit codes.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "vigild", version, about, long_about = None)]
+#[command(name = "vigild", version)]
 pub struct Args {
     /// Config file to load (TOML).
     #[arg(short = 'f', long, env = "VIGIL_CONFIG", default_value = DEFAULT_CONFIG_PATH)]

@@ -9,6 +9,8 @@
 //!
 //! - [`cli`]: `vigild` flags; every flag also reads a `VIGIL_*` environment variable.
 //! - [`vigild`]: the `vigild` entry point: `--check-config`, start-up, runtime, exit codes.
+//! - [`vrrp`]: VRRP instances: sockets, VIPs, announcements, tracking, notify scripts, status
+//!   (`GET /v1/vrrp`); started, reloaded by diff and stopped by the supervisor.
 //! - [`logging`]: tracing subscriber, plain text or JSON lines, on stderr.
 //! - [`control`]: the one [`control::Control`] channel that signals and API requests share.
 //! - [`supervisor`]: owns the current config and its generation; applies reloads.
@@ -17,6 +19,8 @@
 //! - [`notify`]: systemd `sd_notify` readiness/reload/stop messages and the watchdog hook.
 //! - [`ctl`]: `vigilctl`: flags, a small HTTP client and table rendering.
 //! - [`exit`]: sysexits(3) codes shared by both binaries.
+//! - [`lb`]: health checks and LVS: the check scheduler, per-virtual-server policy, the IPVS
+//!   reconciler task, `GET /v1/lvs` and `vigilctl lvs`.
 //!
 //! # Task graph
 //!
@@ -35,11 +39,13 @@ pub mod cli;
 pub mod control;
 pub mod ctl;
 pub mod exit;
+pub mod lb;
 pub mod logging;
 pub mod notify;
 pub mod reload;
 pub mod supervisor;
 pub mod vigild;
+pub mod vrrp;
 
 /// Where both binaries look for the config when neither a flag nor `VIGIL_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/vigil/vigil.toml";

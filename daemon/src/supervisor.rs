@@ -3,8 +3,9 @@
 //!
 //! A reload re-reads and validates the file (and the API token file). Invalid → every error is
 //! logged, one line each, and the old config keeps running. Valid → it is swapped in under the
-//! next generation and the [`ReloadOutcome`] is logged; later issues diff the two configs and
-//! apply only the differences to the VRRP, LVS and coordination subsystems.
+//! next generation and the [`ReloadOutcome`] is logged. The health-check/LVS runtime
+//! ([`crate::lb::LbRuntime`]) is started with the initial config, applies each valid reload by
+//! diff (a config it cannot use is rejected like an invalid one) and stops with the daemon.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,8 +20,10 @@ use vigil_conf::Config;
 use crate::api::{self, ApiState, auth::ApiToken, auth::TokenError};
 use crate::control::{self, Control, ControlReceiver, ControlSender};
 use crate::exit;
+use crate::lb::{LbError, LbOptions, LbRuntime};
 use crate::notify::{self, Watchdog};
 use crate::reload::{ReloadOutcome, ReloadReport};
+use crate::vrrp::{VrrpError, VrrpRuntime};
 
 /// How long open API requests may take to finish once shutdown starts.
 const API_DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -55,13 +58,19 @@ pub enum RunError {
     /// Signal handlers cannot be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The health checks cannot be set up from the config (e.g. `script_user` is unknown).
+    #[error("cannot start health checks: {0}")]
+    Lb(#[from] LbError),
+    /// The VRRP instances cannot be started (e.g. `script_user` is unknown).
+    #[error("cannot start VRRP: {0}")]
+    Vrrp(#[from] VrrpError),
 }
 
 impl RunError {
     /// The sysexits code `vigild` exits with.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Token(_) => exit::CONFIG,
+            Self::Token(_) | Self::Lb(_) | Self::Vrrp(_) => exit::CONFIG,
             Self::Bind { .. } | Self::Signals(_) => exit::OSERR,
         }
     }
@@ -87,6 +96,10 @@ pub struct Supervisor {
     snapshot: watch::Sender<Arc<Snapshot>>,
     control_tx: ControlSender,
     control_rx: ControlReceiver,
+    /// Health checks and LVS; started by [`Supervisor::run`] (it needs the runtime).
+    lb: Option<LbRuntime>,
+    /// VRRP instances; started by [`Supervisor::run`], stopped before the LVS runtime.
+    vrrp: Option<VrrpRuntime>,
 }
 
 impl Supervisor {
@@ -105,6 +118,8 @@ impl Supervisor {
             snapshot: watch::Sender::new(Arc::new(snapshot)),
             control_tx,
             control_rx,
+            lb: None,
+            vrrp: None,
         })
     }
 
@@ -125,11 +140,21 @@ impl Supervisor {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| RunError::Bind { addr, source })?;
+        let lb = LbRuntime::start(&current.config, LbOptions::netlink())?;
+        self.lb = Some(lb.clone());
+        let vrrp = VrrpRuntime::start(&current.config)?;
+        // Check-group health feeds VRRP `track_groups`.
+        let mut groups = lb.watch_groups();
+        let states = groups.borrow_and_update().clone();
+        vrrp.set_groups(&states).await;
         let api_state = ApiState::new(
             self.control_tx.clone(),
             self.snapshot.subscribe(),
             self.config_path.display().to_string(),
-        );
+        )
+        .with_lb(lb.clone())
+        .with_vrrp(vrrp.view());
+        self.vrrp = Some(vrrp);
         let (stop_api, api_stopped) = oneshot::channel::<()>();
         let api = tokio::spawn(api::serve(listener, api_state, async {
             // A dropped sender also means stop.
@@ -161,6 +186,12 @@ impl Supervisor {
                     Some(Control::Shutdown) | None => break,
                 },
                 () = tick(watchdog_tick.as_mut()) => watchdog.ping(),
+                Ok(()) = groups.changed() => {
+                    let states = groups.borrow_and_update().clone();
+                    if let Some(vrrp) = &self.vrrp {
+                        vrrp.set_groups(&states).await;
+                    }
+                }
             }
         }
 
@@ -173,6 +204,12 @@ impl Supervisor {
             Ok(Err(error)) => tracing::warn!(%error, "control API task failed"),
             Err(_) => tracing::warn!("control API requests still open at shutdown; dropping them"),
         }
+        // VIPs leave (priority-0 adverts, addresses removed) before the services behind them.
+        if let Some(vrrp) = self.vrrp.take() {
+            vrrp.shutdown(crate::vrrp::DEFAULT_STOP_LIMIT).await;
+        }
+        // Stops the checks; the IPVS services stay or go as each one's omega says.
+        lb.shutdown().await;
         tracing::info!("vigild stopped");
         Ok(())
     }
@@ -184,6 +221,47 @@ impl Supervisor {
         // Parsing and reading files block; keep them off the runtime's workers.
         let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
         let current = self.snapshot.borrow().clone();
+        let loaded = match (loaded, &self.lb) {
+            // A config the checks cannot use (unknown script_user, unreadable CA file) is
+            // refused like an invalid one, and the old one keeps running.
+            (Ok(Ok((config, token))), Some(lb)) => match lb.apply(&config).await {
+                Ok(summary) => {
+                    tracing::info!(
+                        added = summary.added,
+                        removed = summary.removed,
+                        changed = summary.changed,
+                        unchanged = summary.unchanged,
+                        "virtual servers reloaded"
+                    );
+                    Ok(Ok((config, token)))
+                }
+                Err(error) => Ok(Err(vec![error.to_string()])),
+            },
+            (other, _) => other,
+        };
+        // VRRP by diff: unchanged instances keep running untouched (see `VrrpRuntime::apply`).
+        let loaded = match (loaded, self.vrrp.as_mut()) {
+            (Ok(Ok((config, token))), Some(vrrp)) => match vrrp.apply(&config).await {
+                Ok(summary) => {
+                    tracing::info!(
+                        started = ?summary.started,
+                        stopped = ?summary.stopped,
+                        restarted = ?summary.restarted,
+                        updated = ?summary.updated,
+                        unchanged = summary.unchanged.len(),
+                        "VRRP instances reloaded"
+                    );
+                    // Restarted units assume their groups up until told otherwise.
+                    if let Some(lb) = &self.lb {
+                        let states = lb.watch_groups().borrow().clone();
+                        vrrp.set_groups(&states).await;
+                    }
+                    Ok(Ok((config, token)))
+                }
+                Err(error) => Ok(Err(vec![error.to_string()])),
+            },
+            (other, _) => other,
+        };
         let (outcome, next) = match loaded {
             Ok(Ok((config, token))) => {
                 let generation = current.generation + 1;

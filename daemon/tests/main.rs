@@ -12,5 +12,7 @@ mod harness;
 mod auth;
 mod check_config;
 mod ctl;
+mod import;
 mod lifecycle;
+mod lvs;
 mod notify;

@@ -3,4 +3,9 @@
 mod lab;
 mod lab_cleanup;
 mod lab_processes;
+mod lvs_health;
 mod support;
+mod vrrp_failover;
+mod vrrp_keepalived;
+mod vrrp_reload;
+mod vrrp_support;

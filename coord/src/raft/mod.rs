@@ -1,11 +1,17 @@
-//! Durable Raft log storage for openraft 0.9 (`RaftLogStorage` v2), generic over the type
-//! config.
+//! openraft 0.9 storage and transport: the durable Raft log (`RaftLogStorage` v2, generic over
+//! the type config), the znode state machine, and the peer network.
 //!
-//! [`LogStore::open`] gives a store for `openraft::Raft::new`; the state machine is separate.
+//! [`LogStore::open`] gives a log store for `openraft::Raft::new`; [`ZnodeStore::open`] the
+//! state machine; [`crate::node::CoordNode`] wires both with the network.
 //!
 //! # Layout
 //!
-//! - `mod.rs`: this overview (on-disk format, fsync policy, recovery rules).
+//! - `types.rs`: the [`types::TypeConfig`] (entry payload [`types::Proposal`]: a command plus
+//!   the leader's time).
+//! - `state_machine.rs`: [`ZnodeStore`], `RaftStateMachine` + snapshot builder over
+//!   [`crate::StateMachine`]; `snapshot.rs`: the checksummed snapshot file.
+//! - `network/`: length-prefixed TCP transport, client and server (see its docs).
+//! - `mod.rs`: this overview (the log's on-disk format, fsync policy, recovery rules).
 //! - `log_store.rs`: [`LogStore`], the `RaftLogStorage` implementation, and [`LogOptions`].
 //! - `reader.rs`: [`LogReader`] and the index shared with it.
 //! - `segments.rs`: the ordered segment files: recovery across files, append, truncate, purge.
@@ -97,11 +103,17 @@ mod crc;
 mod error;
 mod log_store;
 mod meta;
+pub mod network;
 mod reader;
 mod record;
 mod segment;
 mod segments;
+mod snapshot;
+mod state_machine;
+pub mod types;
 
 pub use error::{Corruption, LogError};
 pub use log_store::{LogOptions, LogStore};
 pub use reader::LogReader;
+pub use snapshot::SnapshotFileError;
+pub use state_machine::{SmEvent, ZnodeStore};

@@ -4,6 +4,7 @@
 //! |--------|--------------|-----------------------------------------------------------|
 //! | GET    | `/v1/status` | node, version, pid, uptime, config generation, last reload |
 //! | POST   | `/v1/reload` | re-reads the config; 200 applied, 422 rejected             |
+//! | GET    | `/v1/lvs`    | virtual servers, real servers, checks, desired IPVS table  |
 //!
 //! With `[api] token_file` set, every request needs `Authorization: Bearer <token>`; others get
 //! 401. Errors are JSON [`types::ErrorBody`]s. Handlers never touch daemon state directly: they
@@ -26,9 +27,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use crate::control::{Control, ControlSender};
+use crate::lb::{LbRuntime, LbStatus};
 use crate::reload::{ReloadReport, unix_now};
 use crate::supervisor::Snapshot;
-use types::{ErrorBody, StatusResponse};
+use crate::vrrp::VrrpView;
+use types::{ErrorBody, StatusResponse, VrrpResponse};
 
 /// Request bodies beyond this are refused with 413; no endpoint needs more today.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -41,6 +44,8 @@ pub struct ApiState {
     config_path: String,
     started: Instant,
     started_at_unix_secs: u64,
+    lb: Option<LbRuntime>,
+    vrrp: Option<VrrpView>,
 }
 
 impl ApiState {
@@ -56,7 +61,23 @@ impl ApiState {
             config_path,
             started: Instant::now(),
             started_at_unix_secs: unix_now(),
+            lb: None,
+            vrrp: None,
         }
+    }
+
+    /// Serves `GET /v1/lvs` (and the LVS summary in `/v1/status`) from `lb`.
+    #[must_use]
+    pub fn with_lb(mut self, lb: LbRuntime) -> Self {
+        self.lb = Some(lb);
+        self
+    }
+
+    /// Serves `GET /v1/vrrp` (and the VRRP list in `/v1/status`) from `vrrp`.
+    #[must_use]
+    pub fn with_vrrp(mut self, vrrp: VrrpView) -> Self {
+        self.vrrp = Some(vrrp);
+        self
     }
 }
 
@@ -65,6 +86,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
+        .route("/v1/lvs", get(lvs))
+        .route("/v1/vrrp", get(vrrp))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -96,6 +119,10 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
 
 async fn status(State(state): State<ApiState>) -> Json<StatusResponse> {
     let snapshot = state.snapshot.borrow().clone();
+    let lvs = match &state.lb {
+        Some(lb) => lb.status().await.ok().map(|s| s.summary()),
+        None => None,
+    };
     Json(StatusResponse {
         node_name: snapshot.config.global.node_name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -105,7 +132,30 @@ async fn status(State(state): State<ApiState>) -> Json<StatusResponse> {
         config_path: state.config_path.clone(),
         config_generation: snapshot.generation,
         last_reload: snapshot.last_reload.clone(),
+        lvs,
+        vrrp: state
+            .vrrp
+            .as_ref()
+            .map(VrrpView::instances)
+            .unwrap_or_default(),
     })
+}
+
+async fn vrrp(State(state): State<ApiState>) -> Json<VrrpResponse> {
+    let instances = state
+        .vrrp
+        .as_ref()
+        .map(VrrpView::instances)
+        .unwrap_or_default();
+    Json(VrrpResponse { instances })
+}
+
+async fn lvs(State(state): State<ApiState>) -> Result<Json<LbStatus>, ApiError> {
+    let lb = state.lb.as_ref().ok_or(ApiError::LvsUnavailable)?;
+    lb.status()
+        .await
+        .map(Json)
+        .map_err(|_| ApiError::ShuttingDown)
 }
 
 async fn reload(
@@ -149,6 +199,9 @@ pub enum ApiError {
     /// The daemon is stopping and no longer takes requests.
     #[error("vigild is shutting down")]
     ShuttingDown,
+    /// The health-check/LVS runtime is not running in this daemon.
+    #[error("health checks and LVS are not running")]
+    LvsUnavailable,
 }
 
 impl ApiError {
@@ -158,6 +211,7 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::LvsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "lvs_unavailable"),
         }
     }
 }

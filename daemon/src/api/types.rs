@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::lb::LbSummary;
 use crate::reload::ReloadReport;
+use crate::vrrp::InstanceStatus;
 
 /// `GET /v1/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +26,20 @@ pub struct StatusResponse {
     pub config_generation: u64,
     /// The most recent reload, if any, with its errors when it was rejected.
     pub last_reload: Option<ReloadReport>,
+    /// Health checks and LVS in brief; `None` before the load balancer runs. The details are at
+    /// `GET /v1/lvs`.
+    #[serde(default)]
+    pub lvs: Option<LbSummary>,
+    /// Every VRRP instance (`GET /v1/vrrp` has the same list).
+    #[serde(default)]
+    pub vrrp: Vec<InstanceStatus>,
+}
+
+/// `GET /v1/vrrp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpResponse {
+    /// Every VRRP instance, sorted by name.
+    pub instances: Vec<InstanceStatus>,
 }
 
 /// The body of every error response.

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use crate::api::auth::ApiToken;
 use crate::api::types::{ErrorBody, StatusResponse};
 use crate::exit;
+use crate::lb::LbStatus;
 use crate::reload::ReloadReport;
 
 /// Answers larger than this are not from vigild (or something is badly wrong).
@@ -116,6 +117,15 @@ impl Client {
     /// `GET /v1/status`.
     pub async fn status(&self) -> Result<StatusResponse, ClientError> {
         let (status, body) = self.request(Method::GET, "/v1/status").await?;
+        match status {
+            StatusCode::OK => self.decode(&body),
+            _ => Err(self.error(status, &body)),
+        }
+    }
+
+    /// `GET /v1/lvs`: virtual servers, real servers and their checks.
+    pub async fn lvs(&self) -> Result<LbStatus, ClientError> {
+        let (status, body) = self.request(Method::GET, "/v1/lvs").await?;
         match status {
             StatusCode::OK => self.decode(&body),
             _ => Err(self.error(status, &body)),

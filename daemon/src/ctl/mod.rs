@@ -8,6 +8,7 @@
 //! authorised, 78 reload rejected.
 
 pub mod client;
+pub mod import;
 pub mod render;
 
 use std::io::Write;
@@ -24,9 +25,13 @@ use crate::reload::{ReloadOutcome, unix_now};
 use crate::{DEFAULT_API_PORT, DEFAULT_CONFIG_PATH, exit};
 use client::Client;
 
-/// vigilctl: operate a running vigild.
+/// Operate a running vigild; convert keepalived configs.
+///
+/// Talks to vigild's local control API: the address comes from `--api`, else from `[api]
+/// listen` in the config, else 127.0.0.1:7400; the bearer token from `--token-file`, else from
+/// `[api] token_file`. `import-keepalived` works offline. See vigilctl(8) for exit codes.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "vigilctl", version, about, long_about = None)]
+#[command(name = "vigilctl", version)]
 pub struct Cli {
     /// Control API address of vigild, e.g. `127.0.0.1:7400` [default: `[api] listen` from the
     /// config, else 127.0.0.1:7400].
@@ -71,6 +76,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show virtual servers, real servers, their state, last check result, latency and since
+    /// when (the kernel's desired IPVS table).
+    Lvs {
+        /// Print JSON (stable field names) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make the daemon re-read its config; an invalid file keeps the old config running.
     Reload {
         /// Print the reload report as JSON.
@@ -81,6 +93,20 @@ pub enum Command {
     Completions {
         /// The shell to complete for.
         shell: Shell,
+    },
+    /// Convert a keepalived.conf (and the files it includes) into vigil TOML, offline.
+    ///
+    /// The TOML goes to stdout (or OUT) and always passes `vigild --check-config`. Every line
+    /// that could not be converted is listed on stderr as `file:line: text — reason`, then a
+    /// summary. Exit 0: all converted; 1: TOML written but lines were listed; 65: keepalived
+    /// syntax error; 66: a file cannot be read; 73: OUT cannot be written.
+    ImportKeepalived {
+        /// The keepalived config to convert.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Write the TOML here instead of stdout.
+        #[arg(short = 'o', long, value_name = "OUT")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -112,7 +138,11 @@ fn execute(cli: &Cli) -> u8 {
             );
             return exit::OK;
         }
-        Command::Status { json } | Command::Reload { json } => json,
+        Command::ImportKeepalived {
+            ref file,
+            ref output,
+        } => return import::run(file, output.as_deref()),
+        Command::Status { json } | Command::Reload { json } | Command::Lvs { json } => json,
     };
     let target = match Target::resolve(cli) {
         Ok(target) => target,
@@ -144,7 +174,8 @@ fn execute(cli: &Cli) -> u8 {
         match cli.command {
             Command::Status { .. } => status(&client, json).await,
             Command::Reload { .. } => reload(&client, json).await,
-            Command::Completions { .. } => exit::OK,
+            Command::Lvs { .. } => lvs(&client, json).await,
+            Command::Completions { .. } | Command::ImportKeepalived { .. } => exit::OK,
         }
     })
 }
@@ -158,6 +189,19 @@ async fn status(client: &Client, json: bool) -> u8 {
         to_json(&status)
     } else {
         render::status_table(&status, unix_now())
+    };
+    print_stdout(&text)
+}
+
+async fn lvs(client: &Client, json: bool) -> u8 {
+    let status = match client.lvs().await {
+        Ok(status) => status,
+        Err(error) => return fail(&error),
+    };
+    let text = if json {
+        to_json(&status)
+    } else {
+        crate::lb::render::lvs_table(&status)
     };
     print_stdout(&text)
 }

@@ -18,6 +18,27 @@ pub fn status_table(status: &StatusResponse, now_unix_secs: u64) -> String {
     row("uptime", &duration(status.uptime_secs));
     row("config", &status.config_path);
     row("generation", &status.config_generation.to_string());
+    if let Some(lvs) = &status.lvs {
+        row(
+            "lvs",
+            &format!(
+                "{}/{} virtual servers up, {}/{} real servers up, ipvs {} (vigilctl lvs)",
+                lvs.virtual_servers_up,
+                lvs.virtual_servers,
+                lvs.real_servers_up,
+                lvs.real_servers,
+                lvs.ipvs
+            ),
+        );
+    }
+    if !status.vrrp.is_empty() {
+        let states: Vec<String> = status
+            .vrrp
+            .iter()
+            .map(|i| format!("{} {}", i.name, i.state))
+            .collect();
+        row("vrrp", &states.join(", "));
+    }
     match &status.last_reload {
         None => row("last reload", "none"),
         Some(report) => {
@@ -32,6 +53,10 @@ pub fn status_table(status: &StatusResponse, now_unix_secs: u64) -> String {
                 }
             }
         }
+    }
+    if !status.vrrp.is_empty() {
+        out.push('\n');
+        out.push_str(&crate::vrrp::render::vrrp_table(&status.vrrp));
     }
     out
 }
@@ -108,6 +133,8 @@ mod tests {
                     errors: vec!["vigil.toml:1:1: unknown key `bogus`".into()],
                 },
             }),
+            lvs: None,
+            vrrp: Vec::new(),
         };
         let table = status_table(&status, 1_060);
         assert!(table.contains("node         lb1\n"), "{table}");

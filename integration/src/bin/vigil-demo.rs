@@ -4,13 +4,17 @@
 //! network namespaces on one bridge — shows every daemon through `vigilctl`, and tears it all
 //! down again, also on failure or Ctrl-C (the lab's drop guard and `vigil-lab gc`).
 //!
-//! What it shows grows with the project: today the daemons start, validate their generated
-//! configs and answer on their control API; the VRRP failover (SIGKILL the master, measure the
-//! client-visible outage, print the new owner's fencing token) joins as those features land.
+//! The show: lb1 and lb2 elect a VRRP master for the VIP, the client reaches the VIP through it,
+//! then the master's vigild is SIGKILLed and the demo measures how long the client goes without
+//! an answer from the new master. Quorum fencing and fencing tokens join when the split-brain
+//! protection lands; until then the instances run with `fencing = "off"` (plain VRRP).
 
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -18,6 +22,9 @@ use vigil_integration::{Host, Lab, Process, root_available, wait_for, workspace_
 
 /// The virtual IP the load balancers share.
 const VIP: &str = "10.0.0.100/24";
+const VIP_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+/// UDP port where each load balancer answers with its own name.
+const ECHO_PORT: u16 = 9999;
 /// Control API port; each host has its own loopback, so all use the same one.
 const API_PORT: u16 = 7400;
 const RAFT_PORT: u16 = 7401;
@@ -71,6 +78,17 @@ fn run() -> anyhow::Result<()> {
         wait_ready(&vigilctl, host, config, daemon)?;
     }
 
+    let client = lab.host("client")?;
+    let responders = Responders::start(&[&lbs[0], &lbs[1]])?;
+    step("waiting for the VRRP election: the client must reach the VIP through lb1");
+    let elected = wait_for("lb1 answers for the VIP", Duration::from_secs(15), || {
+        who_answers(&client, Duration::from_millis(200)).as_deref() == Some("lb1")
+    });
+    if elected.is_err() {
+        bail!("lb1 never answered for {VIP_ADDR}:\n{}", daemons[0].2.log());
+    }
+    println!("  client -> {VIP_ADDR}:{ECHO_PORT} answered by lb1");
+
     step("vigilctl status on every node");
     for (host, config, _) in &daemons {
         println!("--- {} ---", host.name());
@@ -85,8 +103,40 @@ fn run() -> anyhow::Result<()> {
         );
     }
 
-    step("graceful stop (SIGTERM) of every daemon");
-    for (host, _, daemon) in &daemons {
+    step("SIGKILL of the master's vigild (lb1); the client probes the VIP every 5 ms");
+    let killed_at = Instant::now();
+    daemons[0].2.kill()?;
+    let Some(outage) = probe_until(&client, "lb2", killed_at, Duration::from_secs(15)) else {
+        bail!("lb2 never answered for the VIP:\n{}", daemons[1].2.log());
+    };
+    println!(
+        "  lb2 answered for {VIP_ADDR} {:.0} ms after the SIGKILL \
+         (adverts every 100 ms; Master_Down_Interval = 3 x 100 ms + skew)",
+        outage.as_secs_f64() * 1000.0
+    );
+    let stale = lbs[0].has_address(IpAddr::V4(VIP_ADDR))?;
+    println!(
+        "  the dead lb1 still has {VIP_ADDR} configured: {}",
+        if stale {
+            "yes (plain VRRP leaves it behind; quorum fencing will expire it)"
+        } else {
+            "no"
+        }
+    );
+    println!("--- lb2 ---");
+    print!(
+        "{}",
+        lbs[1].run(&[
+            path_str(&vigilctl)?,
+            "--config",
+            path_str(&daemons[1].1)?,
+            "status"
+        ])?
+    );
+    drop(responders);
+
+    step("graceful stop (SIGTERM) of the remaining daemons");
+    for (host, _, daemon) in daemons.iter().skip(1) {
         let status = daemon.terminate(Duration::from_secs(5))?;
         println!("  {:<8} vigild exited: {status}", host.name());
         if !status.success() {
@@ -130,7 +180,8 @@ fn node_config(host: &Host, id: u64, peers: &[(u64, String)]) -> String {
         let _ = write!(
             c,
             "\n[[vrrp_instance]]\nname = \"vi_web\"\ninterface = \"{iface}\"\nvrid = 51\n\
-             priority = {priority}\nadvert_interval = \"100ms\"\nvips = [\"{VIP}\"]\n",
+             priority = {priority}\nadvert_interval = \"100ms\"\ngarp_delay = \"0s\"\n\
+             fencing = \"off\"\nvips = [\"{VIP}\"]\n",
             iface = host.iface(),
         );
     }
@@ -172,6 +223,84 @@ fn wait_ready(vigilctl: &Path, host: &Host, config: &Path, daemon: &Process) -> 
         );
     }
     Ok(())
+}
+
+/// UDP responders on the load balancers: each answers a datagram with its host name, so the
+/// client can tell which one holds the VIP.
+struct Responders {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Responders {
+    fn start(hosts: &[&Host]) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for host in hosts {
+            let socket = host.udp_socket(SocketAddr::from(([0, 0, 0, 0], ECHO_PORT)))?;
+            socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+            let (name, stop) = (host.name().to_owned(), Arc::clone(&stop));
+            threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((_, from)) = socket.recv_from(&mut buf) {
+                        let _ = socket.send_to(name.as_bytes(), from);
+                    }
+                }
+            }));
+        }
+        Ok(Self { stop, threads })
+    }
+}
+
+impl Drop for Responders {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Which load balancer answers one datagram from the client to the VIP, if any.
+fn who_answers(client: &Host, wait: Duration) -> Option<String> {
+    let socket = client
+        .udp_socket(SocketAddr::from(([0, 0, 0, 0], 0)))
+        .ok()?;
+    socket
+        .send_to(b"who", SocketAddr::new(IpAddr::V4(VIP_ADDR), ECHO_PORT))
+        .ok()?;
+    receive(&socket, Instant::now() + wait)
+}
+
+/// The next answer before `deadline`, if any.
+fn receive(socket: &UdpSocket, deadline: Instant) -> Option<String> {
+    let left = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())?;
+    socket.set_read_timeout(Some(left)).ok()?;
+    let mut buf = [0u8; 64];
+    let (n, _) = socket.recv_from(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Probes the VIP every 5 ms until `want` answers; returns the time since `since`. Answers
+/// from anyone else (the old master, late replies to earlier probes) are ignored.
+fn probe_until(client: &Host, want: &str, since: Instant, limit: Duration) -> Option<Duration> {
+    let socket = client
+        .udp_socket(SocketAddr::from(([0, 0, 0, 0], 0)))
+        .ok()?;
+    let vip = SocketAddr::new(IpAddr::V4(VIP_ADDR), ECHO_PORT);
+    while since.elapsed() < limit {
+        let _ = socket.send_to(b"who", vip);
+        let next_probe = Instant::now() + Duration::from_millis(5);
+        while let Some(answer) = receive(&socket, next_probe) {
+            if answer == want {
+                return Some(since.elapsed());
+            }
+        }
+    }
+    None
 }
 
 fn binary(name: &str) -> anyhow::Result<PathBuf> {

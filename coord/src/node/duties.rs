@@ -1,0 +1,136 @@
+//! The leader's background work, and the handler of requests from peers.
+//!
+//! One task per node watches openraft's metrics. When this node becomes leader it gives every
+//! session a full timeout ([`crate::SessionTracker::on_become_leader`]); while leader it
+//! proposes `ExpireSession` for sessions whose deadline passed and, every `reap_interval`,
+//! `Reap` for empty containers and expired TTL nodes; when it stops leading it forgets the
+//! deadlines.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+
+use super::{Inner, now_ms};
+use crate::raft::network::{PeerHandler, PeerRequest, PeerResponse};
+use crate::request::Command;
+use crate::session::SessionId;
+
+/// How often the leader checks session deadlines (well below any session timeout).
+const TICK: Duration = Duration::from_millis(50);
+/// How often expiries whose proposal did not go through are proposed again.
+const RETRY_EXPIRY: Duration = Duration::from_secs(2);
+
+pub(super) async fn run(inner: Arc<Inner>) {
+    let mut metrics = inner.raft.metrics();
+    let mut stop = inner.stop.subscribe();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leading = false;
+    let mut last_reap = Instant::now();
+    let mut last_retry = Instant::now();
+    loop {
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { break },
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let is_leader = {
+            let m = metrics.borrow_and_update();
+            m.state == ServerState::Leader && m.current_leader == Some(inner.id)
+        };
+        if is_leader != leading {
+            leading = is_leader;
+            if leading {
+                tracing::info!(
+                    node = inner.id,
+                    "leading: every session gets a full timeout"
+                );
+                inner.store.become_leader(Instant::now());
+            } else {
+                inner.store.step_down();
+            }
+        }
+        if !leading {
+            continue;
+        }
+        let now = Instant::now();
+        let mut expire = inner.store.sessions().tracker.poll_expired(now);
+        if now.duration_since(last_retry) >= RETRY_EXPIRY {
+            last_retry = now;
+            // `expiring` includes what `poll_expired` just returned.
+            expire = inner.store.sessions().tracker.expiring().collect();
+        }
+        for session in expire {
+            propose(&inner, Command::ExpireSession { session }, Some(session));
+        }
+        if now.duration_since(last_reap) >= inner.config.reap_interval {
+            last_reap = now;
+            let paths = inner.store.read(|sm| sm.tree().reapable(now_ms()));
+            if !paths.is_empty() {
+                propose(&inner, Command::Reap { paths }, None);
+            }
+        }
+    }
+    inner.store.step_down();
+}
+
+/// Proposes a leader-decided command without blocking the duty loop.
+fn propose(inner: &Arc<Inner>, cmd: Command, session: Option<SessionId>) {
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        let timeout = inner.config.request_timeout;
+        match inner.write_local(cmd, timeout).await {
+            Ok(response) => {
+                if let Some(session) = session {
+                    tracing::info!(node = inner.id, %session, ?response, "session expired");
+                }
+            }
+            Err(e) => tracing::warn!(node = inner.id, error = %e, "leader proposal failed"),
+        }
+    });
+}
+
+impl PeerHandler for Inner {
+    async fn handle(&self, request: PeerRequest) -> PeerResponse {
+        let timeout = self.config.request_timeout;
+        match request {
+            PeerRequest::AppendEntries(rpc) => {
+                PeerResponse::AppendEntries(self.raft.append_entries(rpc).await)
+            }
+            PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
+            PeerRequest::InstallSnapshot(rpc) => {
+                PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            // Forwarded requests are served only by the leader itself, never forwarded again,
+            // so two nodes with different views of the leader cannot bounce a request.
+            PeerRequest::ClientWrite(cmd) => {
+                let result = if self.is_leader() {
+                    self.write_local(cmd, timeout).await
+                } else {
+                    Err(self.not_leader())
+                };
+                PeerResponse::ClientWrite(result.map_err(|e| e.to_forward()))
+            }
+            PeerRequest::Heartbeat(session) => {
+                PeerResponse::Heartbeat(self.heartbeat_local(session).map_err(|e| e.to_forward()))
+            }
+            PeerRequest::ReadIndex => {
+                let result = if self.is_leader() {
+                    self.read_index_local(timeout).await
+                } else {
+                    Err(self.not_leader())
+                };
+                PeerResponse::ReadIndex(result.map_err(|e| e.to_forward()))
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn not_leader(&self) -> super::CoordError {
+        super::CoordError::NotLeader {
+            leader: self.raft.metrics().borrow().current_leader,
+        }
+    }
+}

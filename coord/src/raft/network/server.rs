@@ -1,0 +1,118 @@
+//! The incoming side: accepts peer connections and hands each request to a [`PeerHandler`].
+//!
+//! Each connection has a reader loop and a writer task. Every request runs in its own task, so a
+//! slow one (a forwarded write waiting for commit, a snapshot install) does not hold up the
+//! heartbeats behind it; responses go back tagged with their request's id. Stopping the server
+//! (its shutdown future completing) aborts every connection and request task.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::frame;
+use super::message::{Envelope, PeerRequest, PeerResponse};
+use super::tls::{self, PeerTls};
+
+/// Longest a peer may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Responses queued per connection before its request tasks wait for the socket.
+const RESPONSE_QUEUE: usize = 256;
+
+/// What serves peer requests (the node).
+pub trait PeerHandler: Send + Sync + 'static {
+    /// Handles one request.
+    fn handle(&self, request: PeerRequest) -> impl Future<Output = PeerResponse> + Send;
+}
+
+/// Accepts peers on `listener` (requiring mutual TLS if `tls` is set) until `shutdown`
+/// completes.
+pub async fn serve<H: PeerHandler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    tls: Option<PeerTls>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracing::debug!(%peer, "peer connected");
+                    connections.spawn(connection(stream, Arc::clone(&handler), tls.clone()));
+                }
+                Err(e) => {
+                    // EMFILE and friends: keep serving the connections we have.
+                    tracing::warn!(error = %e, "accepting a peer connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn connection<H: PeerHandler>(stream: TcpStream, handler: Arc<H>, tls: Option<PeerTls>) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls::accept(stream, tls.as_ref())).await {
+            Ok(Ok(halves)) => halves,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "peer TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("peer TLS handshake timed out");
+                return;
+            }
+        };
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(RESPONSE_QUEUE);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if let Err(e) = frame::write(&mut writer, &frame).await {
+                tracing::debug!(error = %e, "writing to peer failed");
+                break;
+            }
+        }
+    });
+    loop {
+        match frame::read::<_, Envelope<PeerRequest>>(&mut reader).await {
+            Ok(Some(Envelope { id, body })) => {
+                let handler = Arc::clone(&handler);
+                let tx = tx.clone();
+                tasks.spawn(async move {
+                    let response = handler.handle(body).await;
+                    let frame = match frame::encode(&Envelope { id, body: response }) {
+                        Ok(frame) => frame,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot encode a peer response");
+                            match frame::encode(&Envelope {
+                                id,
+                                body: PeerResponse::Refused(e.to_string()),
+                            }) {
+                                Ok(frame) => frame,
+                                Err(_) => return,
+                            }
+                        }
+                    };
+                    let _ = tx.send(frame).await;
+                });
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading from peer failed");
+                break;
+            }
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    // Let in-flight requests answer before the writer goes away with `tasks`.
+    drop(tx);
+    while tasks.join_next().await.is_some() {}
+}

@@ -1,0 +1,153 @@
+//! Election, writes from any node, linearizable reads everywhere, and loopback numbers.
+
+use std::time::{Duration, Instant};
+
+use super::harness::{Cluster, bounded, get, put, session};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_a_leader_and_serve_writes_from_any_node() {
+    bounded("replication test", Duration::from_secs(30), async {
+        let started = Instant::now();
+        let cluster = Cluster::start("repl", 3).await;
+        let leader = cluster.leader(Duration::from_secs(5)).await;
+        let elected = started.elapsed();
+        let follower = cluster.follower_of(leader);
+
+        // A session opened through a follower; writes through the follower and the leader.
+        let s = session(cluster.node(follower), 10_000).await;
+        put(cluster.node(follower), s, 1, "/via-follower", b"f").await;
+        put(cluster.node(leader), s, 2, "/via-leader", b"l").await;
+
+        for node in cluster.live() {
+            assert_eq!(
+                get(node, "/via-follower").await.as_deref(),
+                Some(&b"f"[..]),
+                "node {}",
+                node.id()
+            );
+            assert_eq!(
+                get(node, "/via-leader").await.as_deref(),
+                Some(&b"l"[..]),
+                "node {}",
+                node.id()
+            );
+        }
+
+        // A retried request id returns the first response instead of applying twice.
+        let again = cluster
+            .node(follower)
+            .write(super::harness::create(
+                s,
+                1,
+                "/via-follower",
+                b"f",
+                vigil_coord::CreateMode::Persistent,
+            ))
+            .await
+            .expect("retry");
+        assert_eq!(
+            again.error(),
+            None,
+            "a retry must get the cached success: {again:?}"
+        );
+
+        // Loopback write latency through the leader and through a follower.
+        let mut lat = Vec::new();
+        for i in 0..100u64 {
+            let t = Instant::now();
+            put(cluster.node(leader), s, 10 + i, &format!("/lat-{i}"), b"x").await;
+            lat.push(t.elapsed());
+        }
+        let mut fwd = Vec::new();
+        for i in 0..50u64 {
+            let t = Instant::now();
+            put(
+                cluster.node(follower),
+                s,
+                200 + i,
+                &format!("/fwd-{i}"),
+                b"x",
+            )
+            .await;
+            fwd.push(t.elapsed());
+        }
+        lat.sort();
+        fwd.sort();
+        eprintln!(
+            "cluster numbers: first leader after {elected:?}; write p50 {:?} p99 {:?} (leader), \
+             p50 {:?} (forwarded by a follower)",
+            lat[lat.len() / 2],
+            lat[lat.len() * 99 / 100],
+            fwd[fwd.len() / 2]
+        );
+        // Every follower sees the last write with a linearizable read.
+        for node in cluster.live() {
+            assert!(get(node, "/fwd-49").await.is_some(), "node {}", node.id());
+        }
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_keeps_the_api_backend_contract() {
+    use vigil_coord::api::{ApiError, Backend, BackendEvent, Consistency, MembershipChange, Role};
+
+    bounded("backend test", Duration::from_secs(30), async {
+        let cluster = Cluster::start("backend", 3).await;
+        let leader = cluster.leader(Duration::from_secs(5)).await;
+        let follower = cluster.node(cluster.follower_of(leader)).clone();
+        let backend: &dyn Backend = &follower;
+        let mut events = backend.subscribe_events();
+
+        let s = session(&follower, 10_000).await;
+        put(&follower, s, 1, "/api", b"v").await;
+        let (data, stat) = backend
+            .get(Consistency::Linearizable, "/api")
+            .await
+            .expect("get");
+        assert_eq!(data, b"v");
+        // The event stream carries every applied entry, the write's with its watch event.
+        let zxid = loop {
+            if let BackendEvent::Applied { index, events } = events.recv().await.expect("event")
+                && events.iter().any(|e| e.path == "/api")
+            {
+                break index;
+            }
+        };
+        assert_eq!(zxid, stat.czxid);
+        assert!(backend.applied_index() >= zxid);
+        let subtree = backend
+            .subtree(Consistency::Stale, "/", 10)
+            .await
+            .expect("subtree");
+        assert_eq!(subtree, Some(vec!["/".to_owned(), "/api".to_owned()]));
+
+        let status = backend.status().await.expect("status");
+        assert_eq!(status.leader, Some(leader));
+        assert_eq!(status.members.len(), 3);
+        assert_eq!(
+            status
+                .members
+                .iter()
+                .filter(|m| m.role == Role::Leader)
+                .count(),
+            1
+        );
+
+        // Membership changes run on the leader; a follower names it.
+        let err = backend
+            .change_membership(MembershipChange::Remove { id: 3 })
+            .await
+            .expect_err("follower refuses membership changes");
+        let leader_addr = cluster.addrs[&leader].to_string();
+        assert_eq!(
+            err,
+            ApiError::NotLeader {
+                leader: Some(leader_addr)
+            }
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}

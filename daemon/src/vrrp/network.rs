@@ -1,0 +1,260 @@
+//! The sockets and kernel calls of one instance: adverts in and out, VIPs, announcements.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use vigil_conf as conf;
+use vigil_net::{Announcer, Family, Lifetime, NetError, Received, Rtnl, SocketConfig, Vip, iface};
+use vigil_vrrp::packet::{Advertisement, ChecksumMode};
+
+use super::config::checksum_mode;
+
+/// Spacing of the packets of one announcement burst: quick enough that a client's ARP cache is
+/// right within tens of milliseconds, spaced so that one lost frame does not lose them all.
+const ANNOUNCE_SPACING: Duration = Duration::from_millis(20);
+
+/// Where one VIP lives.
+#[derive(Debug, Clone)]
+struct VipPlace {
+    ifindex: u32,
+    interface: String,
+    vip: Vip,
+}
+
+/// One instance's network: its VRRP socket, its VIPs and its announcers.
+#[derive(Debug)]
+pub(crate) struct Network {
+    socket: vigil_net::VrrpSocket,
+    /// The multicast group, or every unicast peer.
+    destinations: Vec<IpAddr>,
+    /// Unicast: adverts from anyone else are dropped, as keepalived does.
+    peers: Option<Vec<IpAddr>>,
+    checksum: ChecksumMode,
+    rtnl: Rtnl,
+    vips: HashMap<IpAddr, VipPlace>,
+    /// Opened on first use, per interface.
+    announcers: Mutex<HashMap<String, Arc<Announcer>>>,
+    /// The VIPs are the router's own addresses (priority 255): never added or removed by us.
+    owner: bool,
+}
+
+impl Network {
+    /// Opens the socket and netlink connection for `instance`. Must run in the daemon's network
+    /// namespace, inside the tokio runtime.
+    pub(crate) fn open(instance: &conf::VrrpInstance) -> Result<Self, NetError> {
+        let family = match instance.family {
+            conf::AddressFamily::Ipv4 => Family::V4,
+            conf::AddressFamily::Ipv6 => Family::V6,
+        };
+        let (socket_config, destinations, peers) = match &instance.transport {
+            conf::Transport::Multicast => {
+                let config = SocketConfig::multicast(&instance.interface, family);
+                (config, None, None)
+            }
+            conf::Transport::Unicast { source, peers } => {
+                let config = SocketConfig {
+                    interface: instance.interface.clone(),
+                    family,
+                    source: *source,
+                    join_group: false,
+                };
+                (config, Some(peers.clone()), Some(peers.clone()))
+            }
+        };
+        let socket = vigil_net::VrrpSocket::open(&socket_config)?;
+        let destinations = destinations.unwrap_or_else(|| vec![socket.group()]);
+        let mut vips = HashMap::new();
+        for v in &instance.vips {
+            let interface = v.dev.clone().unwrap_or_else(|| instance.interface.clone());
+            let ifindex = iface::ifindex(&interface)?;
+            let vip = Vip {
+                addr: v.addr,
+                prefix_len: v.prefix_len,
+                label: v.label.clone(),
+                lifetime: lifetime(instance.fencing),
+            };
+            vips.insert(
+                v.addr,
+                VipPlace {
+                    ifindex,
+                    interface,
+                    vip,
+                },
+            );
+        }
+        Ok(Self {
+            socket,
+            destinations,
+            peers,
+            checksum: checksum_mode(instance.v3_checksum),
+            rtnl: Rtnl::connect()?,
+            vips,
+            announcers: Mutex::new(HashMap::new()),
+            owner: instance.address_owner,
+        })
+    }
+
+    /// Our advert source, the instance's primary address.
+    pub(crate) fn source(&self) -> IpAddr {
+        self.socket.source()
+    }
+
+    /// The checksum convention for decoding.
+    pub(crate) fn checksum(&self) -> ChecksumMode {
+        self.checksum
+    }
+
+    /// Whether a unicast instance knows `src` as a peer (always true for multicast).
+    pub(crate) fn accepts_from(&self, src: IpAddr) -> bool {
+        self.peers.as_ref().is_none_or(|peers| peers.contains(&src))
+    }
+
+    /// The next packet.
+    pub(crate) async fn recv(&self) -> Result<Received, NetError> {
+        self.socket.recv().await
+    }
+
+    /// Encodes and sends `advert` to the group or to each unicast peer. Returns one error per
+    /// destination that failed; the others are still tried.
+    pub(crate) async fn send_advert(&self, advert: &Advertisement) -> Vec<String> {
+        let mut errors = Vec::new();
+        for &dst in &self.destinations {
+            let result = match advert.encode(self.socket.source(), dst, self.checksum) {
+                Ok(message) => self
+                    .socket
+                    .send(dst, &message)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = result {
+                errors.push(format!("send advert to {dst}: {e}"));
+            }
+        }
+        errors
+    }
+
+    /// Configures `addrs` (IPv6 without DAD). Returns the ones now held and the errors.
+    pub(crate) async fn add_vips(&self, addrs: &[IpAddr]) -> (Vec<IpAddr>, Vec<String>) {
+        let mut held = Vec::new();
+        let mut errors = Vec::new();
+        for addr in addrs {
+            let Some(place) = self.vips.get(addr) else {
+                errors.push(format!("VIP {addr} is not configured"));
+                continue;
+            };
+            if self.owner {
+                held.push(*addr);
+                continue;
+            }
+            match self.rtnl.add_address(place.ifindex, &place.vip).await {
+                Ok(()) => held.push(*addr),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        (held, errors)
+    }
+
+    /// Removes `addrs`. Returns the errors.
+    pub(crate) async fn remove_vips(&self, addrs: &[IpAddr]) -> Vec<String> {
+        if self.owner {
+            return Vec::new();
+        }
+        let mut errors = Vec::new();
+        for addr in addrs {
+            let Some(place) = self.vips.get(addr) else {
+                continue;
+            };
+            if let Err(e) = self
+                .rtnl
+                .remove_address(place.ifindex, place.vip.addr, place.vip.prefix_len)
+                .await
+            {
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    }
+
+    /// Deletes this instance's VIPs that a crashed run left on the interfaces, so that a node
+    /// that starts as backup does not answer for them. Returns the ones removed.
+    pub(crate) async fn remove_leftovers(&self) -> Result<Vec<IpAddr>, NetError> {
+        if self.owner {
+            return Ok(Vec::new());
+        }
+        let mut removed = Vec::new();
+        let mut ifindexes: Vec<u32> = self.vips.values().map(|p| p.ifindex).collect();
+        ifindexes.sort_unstable();
+        ifindexes.dedup();
+        for ifindex in ifindexes {
+            for present in self.rtnl.addresses(ifindex).await? {
+                let Some(place) = self.vips.get(&present.addr) else {
+                    continue;
+                };
+                if place.ifindex == ifindex
+                    && self
+                        .rtnl
+                        .remove_address(ifindex, present.addr, present.prefix_len)
+                        .await?
+                {
+                    removed.push(present.addr);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Starts a burst of `count` gratuitous ARPs / unsolicited NAs for `addrs`, on the interface
+    /// each VIP lives on, without waiting for it to finish.
+    pub(crate) fn announce(&self, addrs: &[IpAddr], count: u32) -> Vec<String> {
+        let mut by_interface: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        for addr in addrs {
+            if let Some(place) = self.vips.get(addr) {
+                by_interface
+                    .entry(place.interface.clone())
+                    .or_default()
+                    .push(*addr);
+            }
+        }
+        let mut errors = Vec::new();
+        for (interface, addrs) in by_interface {
+            let mut announcers = self
+                .announcers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let announcer = match announcers.get(&interface) {
+                Some(a) => Arc::clone(a),
+                None => match Announcer::open(&interface, None) {
+                    Ok(a) => {
+                        let a = Arc::new(a);
+                        announcers.insert(interface.clone(), Arc::clone(&a));
+                        a
+                    }
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        continue;
+                    }
+                },
+            };
+            drop(announcers);
+            tokio::spawn(async move {
+                if let Err(e) = announcer.burst(&addrs, count, ANNOUNCE_SPACING).await {
+                    tracing::warn!(interface = %interface, error = %e, "announcement burst failed");
+                }
+            });
+        }
+        errors
+    }
+}
+
+/// The kernel lifetime of a VIP under `fencing`.
+///
+/// Quorum fencing will put leases on VIPs (refreshed while the quorum confirms ownership);
+/// until the coordination layer exists, `quorum` behaves like `off` and the runtime warns.
+fn lifetime(fencing: conf::Fencing) -> Lifetime {
+    match fencing {
+        conf::Fencing::Off | conf::Fencing::Quorum => Lifetime::Forever,
+    }
+}

@@ -1,0 +1,377 @@
+//! [`VrrpRuntime`]: starts, reloads, reports on and stops the VRRP units.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use vigil_conf as conf;
+
+use super::config::group_key;
+use super::script::{IdentityError, ScriptIdentity};
+use super::status::InstanceStatus;
+use super::task::{self, UnitEvent, UnitHandle, UnitSpec};
+
+/// Default limit for one unit's clean stop (priority-0 adverts, VIP removal, stop scripts).
+pub const DEFAULT_STOP_LIMIT: Duration = Duration::from_secs(5);
+
+/// Why the VRRP runtime refused a config.
+#[derive(Debug, thiserror::Error)]
+pub enum VrrpError {
+    /// `[global] script_user` / `script_group` cannot be used although scripts are configured.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+/// What a reload did, by unit (a sync group, or a lone instance by its name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplySummary {
+    /// New units, started.
+    pub started: Vec<String>,
+    /// Units no longer configured, stopped cleanly.
+    pub stopped: Vec<String>,
+    /// Changed units, stopped and started again (their VIPs move if they were master).
+    pub restarted: Vec<String>,
+    /// Units whose only change was priorities, updated in place without a restart.
+    pub updated: Vec<String>,
+    /// Untouched units.
+    pub unchanged: Vec<String>,
+}
+
+/// Every VRRP instance of the config, one task per sync group or lone instance.
+#[derive(Debug)]
+pub struct VrrpRuntime {
+    units: BTreeMap<String, UnitHandle>,
+    stop_limit: Duration,
+    view: VrrpView,
+}
+
+/// A cheap, cloneable reader of every instance's status (for the API), valid across reloads.
+#[derive(Debug, Clone, Default)]
+pub struct VrrpView {
+    statuses: Arc<RwLock<Vec<watch::Receiver<InstanceStatus>>>>,
+}
+
+impl VrrpView {
+    /// The status of every instance, sorted by name.
+    pub fn instances(&self) -> Vec<InstanceStatus> {
+        let statuses = self.statuses.read().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<InstanceStatus> = statuses.iter().map(|s| s.borrow().clone()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn publish(&self, units: &BTreeMap<String, UnitHandle>) {
+        let fresh = units
+            .values()
+            .flat_map(|u| u.statuses.iter().cloned())
+            .collect();
+        *self
+            .statuses
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = fresh;
+    }
+}
+
+impl VrrpRuntime {
+    /// Starts every configured instance. Each first removes VIPs left over from a crashed run,
+    /// then starts as backup (or master, as the address owner).
+    pub fn start(config: &conf::Config) -> Result<Self, VrrpError> {
+        let specs = unit_specs(config)?;
+        let units = specs
+            .into_iter()
+            .map(|spec| (spec.name.clone(), task::spawn(spec, config)))
+            .collect();
+        let view = VrrpView::default();
+        view.publish(&units);
+        Ok(Self {
+            units,
+            stop_limit: DEFAULT_STOP_LIMIT,
+            view,
+        })
+    }
+
+    /// Applies a reloaded config: unchanged units keep running untouched (no flap), removed
+    /// ones stop cleanly, new ones start, units whose only change is priorities are updated
+    /// in place, and any other change restarts the unit.
+    pub async fn apply(&mut self, config: &conf::Config) -> Result<ApplySummary, VrrpError> {
+        let specs = unit_specs(config)?;
+        let mut summary = ApplySummary::default();
+        let mut next = BTreeMap::new();
+        for spec in specs {
+            let name = spec.name.clone();
+            match self.units.remove(&name) {
+                Some(handle) if handle.spec == spec => {
+                    summary.unchanged.push(name.clone());
+                    next.insert(name, handle);
+                }
+                Some(mut handle) if same_but_priority(&handle.spec, &spec) => {
+                    for (member, (old, new)) in handle
+                        .spec
+                        .instances
+                        .iter()
+                        .zip(&spec.instances)
+                        .enumerate()
+                    {
+                        if old.priority != new.priority {
+                            let input = vigil_vrrp::instance::Input::SetPriority(new.priority);
+                            let _ = handle.tx.send(UnitEvent::Input { member, input }).await;
+                        }
+                    }
+                    handle.spec = spec;
+                    summary.updated.push(name.clone());
+                    next.insert(name, handle);
+                }
+                Some(handle) => {
+                    stop_unit(handle, self.stop_limit).await;
+                    summary.restarted.push(name.clone());
+                    next.insert(name, task::spawn(spec, config));
+                }
+                None => {
+                    summary.started.push(name.clone());
+                    next.insert(name, task::spawn(spec, config));
+                }
+            }
+        }
+        for (name, handle) in std::mem::take(&mut self.units) {
+            stop_unit(handle, self.stop_limit).await;
+            summary.stopped.push(name);
+        }
+        self.units = next;
+        self.view.publish(&self.units);
+        Ok(summary)
+    }
+
+    /// The status of every instance, sorted by name.
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        self.view.instances()
+    }
+
+    /// A status reader for the API that follows reloads.
+    pub fn view(&self) -> VrrpView {
+        self.view.clone()
+    }
+
+    /// Reports a health-check group (`track_groups`) up or down to every instance tracking it;
+    /// the LVS runtime calls this when a group's health changes.
+    pub async fn set_group(&self, name: &str, up: bool) {
+        for unit in self.units.values() {
+            for (member, instance) in unit.spec.instances.iter().enumerate() {
+                if instance.track.groups.iter().any(|g| g.name == name) {
+                    let input = vigil_vrrp::instance::Input::Track {
+                        name: group_key(name),
+                        up,
+                    };
+                    let _ = unit.tx.send(UnitEvent::Input { member, input }).await;
+                }
+            }
+        }
+    }
+
+    /// [`set_group`](Self::set_group) for every group in `states` (the LVS runtime's
+    /// `watch_groups` map), e.g. after a reload restarted units with their groups assumed up.
+    pub async fn set_groups(&self, states: &BTreeMap<String, bool>) {
+        for (name, up) in states {
+            self.set_group(name, *up).await;
+        }
+    }
+
+    /// Stops every unit cleanly (priority-0 adverts, VIPs removed, stop scripts), all at once,
+    /// within `limit`; whatever is left then is aborted.
+    pub async fn shutdown(self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        for unit in self.units.values() {
+            let _ = unit.tx.send(UnitEvent::Shutdown).await;
+        }
+        for (name, unit) in self.units {
+            let abort = unit.task.abort_handle();
+            if tokio::time::timeout_at(deadline, unit.task).await.is_err() {
+                tracing::warn!(unit = %name, "VRRP unit did not stop in time; aborted");
+                abort.abort();
+            }
+        }
+    }
+}
+
+/// Asks a unit to stop and waits up to `limit`, then aborts it.
+async fn stop_unit(handle: UnitHandle, limit: Duration) {
+    let UnitHandle { spec, tx, task, .. } = handle;
+    let _ = tx.send(UnitEvent::Shutdown).await;
+    let abort = task.abort_handle();
+    if tokio::time::timeout(limit, task).await.is_err() {
+        tracing::warn!(unit = %spec.name, "VRRP unit did not stop in time; aborted");
+        abort.abort();
+    }
+}
+
+/// Whether `a` and `b` differ at most in their members' priorities.
+fn same_but_priority(a: &UnitSpec, b: &UnitSpec) -> bool {
+    let strip = |spec: &UnitSpec| {
+        let mut spec = spec.clone();
+        for instance in &mut spec.instances {
+            instance.priority = 1;
+        }
+        spec
+    };
+    // The address owner's priority (255) is tied to owning the addresses: restart for it.
+    let owner_change = a
+        .instances
+        .iter()
+        .zip(&b.instances)
+        .any(|(x, y)| (x.priority == 255) != (y.priority == 255));
+    !owner_change && strip(a) == strip(b)
+}
+
+/// Splits the config into units: each sync group, then each instance in no group.
+fn unit_specs(config: &conf::Config) -> Result<Vec<UnitSpec>, VrrpError> {
+    let identity = script_identity(config)?;
+    let mut specs = Vec::new();
+    let mut grouped = Vec::new();
+    for group in &config.sync_groups {
+        let instances: Vec<conf::VrrpInstance> = group
+            .instances
+            .iter()
+            .filter_map(|name| config.vrrp_instance(name).cloned())
+            .collect();
+        grouped.extend(group.instances.iter().cloned());
+        specs.push(spec(config, group.name.clone(), instances, identity));
+    }
+    for instance in &config.vrrp_instances {
+        if !grouped.contains(&instance.name) {
+            specs.push(spec(
+                config,
+                instance.name.clone(),
+                vec![instance.clone()],
+                identity,
+            ));
+        }
+    }
+    Ok(specs)
+}
+
+fn spec(
+    config: &conf::Config,
+    name: String,
+    instances: Vec<conf::VrrpInstance>,
+    identity: ScriptIdentity,
+) -> UnitSpec {
+    let mut scripts: Vec<conf::TrackScript> = config
+        .track_scripts
+        .iter()
+        .filter(|s| {
+            instances
+                .iter()
+                .any(|i| i.track.scripts.iter().any(|t| t.name == s.name))
+        })
+        .cloned()
+        .collect();
+    scripts.sort_by(|a, b| a.name.cmp(&b.name));
+    UnitSpec {
+        name,
+        instances,
+        scripts,
+        identity,
+    }
+}
+
+/// The script identity, resolved only when some instance has scripts to run.
+fn script_identity(config: &conf::Config) -> Result<ScriptIdentity, VrrpError> {
+    let has_scripts = config.vrrp_instances.iter().any(|i| {
+        let n = &i.notify;
+        !i.track.scripts.is_empty()
+            || n.master.is_some()
+            || n.backup.is_some()
+            || n.fault.is_some()
+            || n.stop.is_some()
+            || n.any.is_some()
+    });
+    if !has_scripts {
+        return Ok(ScriptIdentity::current());
+    }
+    Ok(ScriptIdentity::resolve(
+        &config.global.script_user,
+        config.global.script_group.as_deref(),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[global]
+script_user = "root"
+
+[[vrrp_instance]]
+name = "a"
+interface = "eth0"
+vrid = 1
+vips = ["10.0.0.1"]
+fencing = "off"
+
+[[vrrp_instance]]
+name = "b"
+interface = "eth1"
+vrid = 2
+vips = ["10.0.1.1"]
+fencing = "off"
+track_scripts = ["chk"]
+
+[[vrrp_instance]]
+name = "c"
+interface = "eth0"
+vrid = 3
+vips = ["10.0.0.3"]
+fencing = "off"
+
+[[vrrp_sync_group]]
+name = "g"
+instances = ["b", "a"]
+
+[[track_script]]
+name = "chk"
+command = ["/bin/true"]
+"#;
+
+    fn load(src: &str) -> conf::Config {
+        conf::load_str(src, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn sync_groups_form_one_unit_and_lone_instances_their_own() {
+        let specs = unit_specs(&load(CONFIG)).expect("specs");
+        let units: Vec<(&str, Vec<&str>, Vec<&str>)> = specs
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.instances.iter().map(|i| i.name.as_str()).collect(),
+                    s.scripts.iter().map(|t| t.name.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            units,
+            [("g", vec!["b", "a"], vec!["chk"]), ("c", vec!["c"], vec![])]
+        );
+    }
+
+    #[test]
+    fn a_priority_change_is_an_update_anything_else_a_restart() {
+        let old = unit_specs(&load(CONFIG)).expect("specs");
+        let prio = unit_specs(&load(
+            &CONFIG.replace("vrid = 3\n", "vrid = 3\npriority = 50\n"),
+        ))
+        .expect("specs");
+        assert_eq!(old[0], prio[0], "other units are untouched");
+        assert!(same_but_priority(&old[1], &prio[1]));
+        assert_ne!(old[1], prio[1]);
+        let vip = unit_specs(&load(&CONFIG.replace("10.0.0.3", "10.0.0.4"))).expect("specs");
+        assert!(!same_but_priority(&old[1], &vip[1]));
+        // A changed track script restarts the instances that track it.
+        let script = unit_specs(&load(&CONFIG.replace("/bin/true", "/bin/false"))).expect("specs");
+        assert_ne!(old[0], script[0]);
+        assert_eq!(old[1], script[1]);
+    }
+}

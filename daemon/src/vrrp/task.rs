@@ -1,0 +1,417 @@
+//! One task per *unit*: a sync group, or a lone instance (a group of one).
+//!
+//! ```text
+//!  socket reader (per member) ──┐
+//!  track sources (per member) ──┼──> mpsc<UnitEvent> ──> unit task ──> SyncGroup (sans-I/O)
+//!  VrrpRuntime (groups, stop) ──┘                           │  ▲ one tokio sleep at poll_timeout
+//!                                                            v
+//!                      actions: adverts, VIPs (netlink), GARP/NA, logs, notify queue
+//! ```
+//!
+//! Sync-group members must share one state machine, hence one task per group. A lone instance
+//! gets a task of its own, so that a slow netlink call or the restart of one instance never
+//! delays another's adverts. [`vigil_vrrp::sync_group::SyncGroup`] with one member behaves as the
+//! bare instance (its rules only involve *other* members).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use vigil_conf as conf;
+use vigil_net::{NetError, Received};
+use vigil_vrrp::instance::{Input, Instance, State};
+use vigil_vrrp::packet::Advertisement;
+use vigil_vrrp::sync_group::SyncGroup;
+
+use super::config::{ConvertError, instance_config, interface_key, parse_file_value};
+use super::network::Network;
+use super::notify::NotifyQueue;
+use super::script::ScriptIdentity;
+use super::status::{InstanceStatus, ShellStats};
+use super::track::TrackSources;
+
+/// Wait between attempts to open an instance's sockets (the interface may appear later).
+const OPEN_RETRY: Duration = Duration::from_secs(1);
+/// A broken socket is retried after this, rather than spinning on its error.
+const RECV_BACKOFF: Duration = Duration::from_millis(500);
+/// Configuration mismatches are logged at most this often per instance.
+pub(super) const MISMATCH_LOG_EVERY: Duration = Duration::from_mins(1);
+/// Events queued for one unit before senders wait.
+const QUEUE: usize = 256;
+
+/// Everything that reaches a unit task.
+#[derive(Debug)]
+pub(crate) enum UnitEvent {
+    /// An input for one member (tracking, faults).
+    Input {
+        /// Index into [`UnitSpec::instances`].
+        member: usize,
+        /// The input.
+        input: Input,
+    },
+    /// A packet (or a receive error) from a member's socket.
+    Packet {
+        member: usize,
+        result: Result<Received, NetError>,
+    },
+    /// Shut down cleanly: priority-0 adverts, VIPs removed, stop scripts.
+    Shutdown,
+}
+
+/// What a unit runs; two equal specs mean a reload leaves the unit alone.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UnitSpec {
+    /// The sync group's name, or the lone instance's.
+    pub(crate) name: String,
+    /// Members, in index order.
+    pub(crate) instances: Vec<conf::VrrpInstance>,
+    /// The track scripts the members reference.
+    pub(crate) scripts: Vec<conf::TrackScript>,
+    /// Who scripts run as.
+    pub(crate) identity: ScriptIdentity,
+}
+
+impl UnitSpec {
+    /// A config holding just what the members need (for track-script lookups).
+    fn scripts_config(&self, base: &conf::Config) -> conf::Config {
+        let mut config = base.clone();
+        config.track_scripts.clone_from(&self.scripts);
+        config
+    }
+}
+
+/// The runtime's handle on a running unit.
+#[derive(Debug)]
+pub(crate) struct UnitHandle {
+    pub(crate) spec: UnitSpec,
+    pub(crate) tx: mpsc::Sender<UnitEvent>,
+    pub(crate) statuses: Vec<watch::Receiver<InstanceStatus>>,
+    pub(crate) task: JoinHandle<()>,
+}
+
+/// Starts the unit task.
+pub(crate) fn spawn(spec: UnitSpec, config: &conf::Config) -> UnitHandle {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let mut senders = Vec::new();
+    let mut statuses = Vec::new();
+    for instance in &spec.instances {
+        let (status_tx, status_rx) = watch::channel(InstanceStatus::pending(instance));
+        senders.push(status_tx);
+        statuses.push(status_rx);
+    }
+    let config = spec.scripts_config(config);
+    let task = tokio::spawn(run(spec.clone(), config, tx.clone(), rx, senders));
+    UnitHandle {
+        spec,
+        tx,
+        statuses,
+        task,
+    }
+}
+
+/// One member's I/O shell.
+pub(super) struct Member {
+    pub(super) conf: conf::VrrpInstance,
+    pub(super) net: Arc<Network>,
+    pub(super) notify: NotifyQueue,
+    pub(super) shell: ShellStats,
+    status: watch::Sender<InstanceStatus>,
+    _reader: AbortOnDrop,
+    _tracks: TrackSources,
+    /// The master we last deferred to, for the "why" of the next transition.
+    pub(super) last_master: Option<IpAddr>,
+    /// Source and priority of the last advert of our VRID: tells a priority-0 handover or a
+    /// preemption apart from a silent master.
+    pub(super) last_advert: Option<(IpAddr, u8)>,
+    pub(super) last_mismatch_log: Option<Instant>,
+    started: Instant,
+}
+
+/// Stops the socket reader with its member.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn run(
+    spec: UnitSpec,
+    config: conf::Config,
+    tx: mpsc::Sender<UnitEvent>,
+    mut rx: mpsc::Receiver<UnitEvent>,
+    status: Vec<watch::Sender<InstanceStatus>>,
+) {
+    let Some(nets) = open_all(&spec, &mut rx, &status).await else {
+        return;
+    };
+    let mut instances = Vec::new();
+    let mut members = Vec::new();
+    let now = Instant::now();
+    for (index, ((instance, net), status)) in
+        spec.instances.iter().zip(nets).zip(status).enumerate()
+    {
+        let mut shell = ShellStats::default();
+        match net.remove_leftovers().await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::warn!(instance = %instance.name, vips = ?removed, "removed VIPs left over from an earlier run");
+            }
+            Ok(_) => {}
+            Err(e) => shell.error(format!("remove leftover VIPs: {e}")),
+        }
+        let read_file = |path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| parse_file_value(&t))
+        };
+        match instance_config(instance, &config, net.source(), read_file)
+            .and_then(|c| Instance::new(c, now).map_err(ConvertError::from))
+        {
+            Ok(built) => instances.push(built),
+            Err(e) => {
+                tracing::error!(instance = %instance.name, error = %e, "cannot run VRRP instance");
+                let mut pending = InstanceStatus::pending(instance);
+                pending.last_error = Some(e.to_string());
+                status.send_replace(pending);
+                return;
+            }
+        }
+        if instance.fencing == conf::Fencing::Quorum {
+            tracing::warn!(instance = %instance.name, "fencing = \"quorum\" is not enforced yet: VIPs are held as with fencing = \"off\"");
+        }
+        if instance.use_vmac {
+            tracing::warn!(instance = %instance.name, "use_vmac is not implemented yet: the interface's own MAC is used");
+        }
+        let reader = tokio::spawn(read_packets(Arc::clone(&net), index, tx.clone()));
+        members.push(Member {
+            conf: instance.clone(),
+            notify: NotifyQueue::spawn(instance.notify.clone(), spec.identity),
+            _tracks: TrackSources::spawn(instance, &config, spec.identity, index, tx.clone()),
+            net,
+            shell,
+            status,
+            _reader: AbortOnDrop(reader),
+            last_master: None,
+            last_advert: None,
+            last_mismatch_log: None,
+            started: now,
+        });
+    }
+    drop(tx);
+    let mut unit = Unit {
+        group: SyncGroup::new(spec.name.clone(), instances),
+        members,
+    };
+    for member in 0..unit.members.len() {
+        unit.input(member, Input::Startup);
+    }
+    unit.drain().await;
+    loop {
+        let deadline = unit.group.poll_timeout();
+        let event = tokio::select! {
+            event = rx.recv() => event.unwrap_or(UnitEvent::Shutdown),
+            () = sleep_until(deadline) => {
+                unit.group.handle_timeout(Instant::now());
+                unit.drain().await;
+                continue;
+            }
+        };
+        match event {
+            UnitEvent::Shutdown => break,
+            UnitEvent::Input { member, input } => unit.input(member, input),
+            UnitEvent::Packet { member, result } => unit.packet(member, result),
+        }
+        unit.drain().await;
+    }
+    unit.shutdown().await;
+}
+
+/// Opens every member's network, retrying until it works or the unit is told to stop.
+async fn open_all(
+    spec: &UnitSpec,
+    rx: &mut mpsc::Receiver<UnitEvent>,
+    status: &[watch::Sender<InstanceStatus>],
+) -> Option<Vec<Arc<Network>>> {
+    loop {
+        let mut nets = Vec::new();
+        let mut failed = false;
+        for (instance, status) in spec.instances.iter().zip(status) {
+            match Network::open(instance) {
+                Ok(net) => nets.push(Arc::new(net)),
+                Err(e) => {
+                    failed = true;
+                    tracing::error!(instance = %instance.name, interface = %instance.interface, error = %e, "cannot open VRRP sockets; retrying");
+                    let mut pending = InstanceStatus::pending(instance);
+                    pending.last_error = Some(e.to_string());
+                    status.send_replace(pending);
+                }
+            }
+        }
+        if !failed {
+            return Some(nets);
+        }
+        // Inputs that arrive meanwhile are moot: the sources restart with the instance.
+        let deadline = tokio::time::Instant::now() + OPEN_RETRY;
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    None | Some(UnitEvent::Shutdown) => return None,
+                    Some(_) => {}
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+}
+
+async fn read_packets(net: Arc<Network>, member: usize, tx: mpsc::Sender<UnitEvent>) {
+    loop {
+        let result = net.recv().await;
+        let broken = result.as_ref().is_err_and(|e| !e.is_packet_error());
+        if tx.send(UnitEvent::Packet { member, result }).await.is_err() {
+            return;
+        }
+        if broken {
+            tokio::time::sleep(RECV_BACKOFF).await;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Unit {
+    group: SyncGroup,
+    members: Vec<Member>,
+}
+
+impl Unit {
+    fn input(&mut self, member: usize, input: Input) {
+        let Some(m) = self.members.get_mut(member) else {
+            return;
+        };
+        if let Input::SetPriority(priority) = input {
+            m.conf.priority = priority;
+        }
+        let down = match &input {
+            Input::Track { name, up } => Some((name.clone(), !*up)),
+            Input::Fault { active } => Some((interface_key(&m.conf.interface), *active)),
+            _ => None,
+        };
+        if let Err(e) = self.group.handle(Instant::now(), member, input) {
+            tracing::warn!(instance = %m.conf.name, error = %e, "input refused");
+            return;
+        }
+        if let Some((key, is_down)) = down {
+            let mut set: BTreeSet<String> = m.shell.tracks_down.drain(..).collect();
+            if is_down {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
+            m.shell.tracks_down = set.into_iter().collect();
+        }
+    }
+
+    fn packet(&mut self, member: usize, result: Result<Received, NetError>) {
+        let Some(m) = self.members.get_mut(member) else {
+            return;
+        };
+        let received = match result {
+            Ok(received) => received,
+            Err(e) if e.is_packet_error() => {
+                m.shell.discard("malformed");
+                tracing::debug!(instance = %m.conf.name, error = %e, "bad packet");
+                return;
+            }
+            Err(e) => {
+                m.shell.error(format!("receive: {e}"));
+                tracing::warn!(instance = %m.conf.name, error = %e, "VRRP socket receive failed");
+                return;
+            }
+        };
+        if !m.net.accepts_from(received.src) {
+            m.shell.discard("unknown_peer");
+            return;
+        }
+        let advert = match Advertisement::decode(
+            &received.payload,
+            received.src,
+            received.dst,
+            m.net.checksum(),
+        ) {
+            Ok(advert) => advert,
+            Err(e) => {
+                m.shell.discard("malformed");
+                tracing::debug!(instance = %m.conf.name, error = %e, "undecodable advert");
+                return;
+            }
+        };
+        // Other virtual routers on the link: expected, counted, not logged.
+        if advert.vrid != m.conf.vrid {
+            m.shell.discard("other_vrid");
+            return;
+        }
+        m.last_advert = Some((received.src, advert.priority));
+        let input = Input::Advert {
+            src: received.src,
+            ttl: received.ttl_or_hop_limit,
+            advert,
+        };
+        if let Err(e) = self.group.handle(Instant::now(), member, input) {
+            tracing::warn!(instance = %m.conf.name, error = %e, "advert refused");
+        }
+    }
+
+    /// Executes every pending action, then publishes the statuses.
+    async fn drain(&mut self) {
+        while let Some((member, action)) = self.group.poll_action() {
+            let Some(instance) = self.group.member(member) else {
+                continue;
+            };
+            let priority = instance.effective_priority();
+            let master = instance.master_address();
+            let Some(m) = self.members.get_mut(member) else {
+                continue;
+            };
+            super::actions::execute(m, action, priority, master).await;
+        }
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        for (i, m) in self.members.iter_mut().enumerate() {
+            if let Some(instance) = self.group.member(i) {
+                if instance.state() == State::Backup && instance.master_address().is_some() {
+                    m.last_master = instance.master_address();
+                }
+                let status =
+                    InstanceStatus::capture(instance, &m.conf, &m.shell, m.started, now, wall);
+                m.status.send_replace(status);
+            }
+        }
+    }
+
+    async fn shutdown(mut self) {
+        for member in 0..self.members.len() {
+            let _ = self.group.handle(Instant::now(), member, Input::Shutdown);
+        }
+        self.drain().await;
+        let limit = self
+            .members
+            .iter()
+            .map(|m| m.conf.notify.timeout)
+            .max()
+            .unwrap_or_default();
+        for m in self.members {
+            let Member { notify, .. } = m;
+            notify.close(limit).await;
+        }
+    }
+}
