@@ -65,7 +65,9 @@ fn run() -> anyhow::Result<()> {
     let mut daemons = Vec::new();
     for (i, host) in lbs.iter().enumerate() {
         let id = i as u64 + 1;
-        let config = host.write_file("vigil.toml", &node_config(host, id, &peers))?;
+        // State lives in the lab's directory, so the lab's teardown removes it too.
+        let state = lab.dir().join(host.name()).join("state");
+        let config = host.write_file("vigil.toml", &node_config(host, id, &peers, &state))?;
         check_config(&vigild, &config)?;
         let daemon = host.spawn(
             "vigild",
@@ -157,7 +159,7 @@ fn run() -> anyhow::Result<()> {
 
 /// The config of one node: a member of the three-node quorum; the load balancers also run the
 /// VRRP instance for the VIP (lb1 preferred).
-fn node_config(host: &Host, id: u64, peers: &[(u64, String)]) -> String {
+fn node_config(host: &Host, id: u64, peers: &[(u64, String)], state: &Path) -> String {
     // Writing to a String cannot fail.
     let mut c = format!(
         "[global]\nnode_name = \"{name}\"\nlog_format = \"plain\"\nstate_dir = \"{dir}\"\n\n\
@@ -166,7 +168,7 @@ fn node_config(host: &Host, id: u64, peers: &[(u64, String)]) -> String {
          witness = {witness}\n",
         name = host.name(),
         ip = host.ipv4(),
-        dir = format!("/tmp/vigil-demo-{}-{}", std::process::id(), host.name()),
+        dir = state.display(),
         witness = host.name() == "witness",
     );
     for (peer_id, addr) in peers.iter().filter(|(p, _)| *p != id) {
