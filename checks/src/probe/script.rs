@@ -9,6 +9,9 @@ use tokio::process::Command;
 use super::{AttemptResult, ProbeError};
 use crate::spec::{CheckSpec, ScriptCheck};
 
+/// `PATH` given to scripts, which start from an empty environment.
+const SCRIPT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 pub(super) async fn check(spec: &CheckSpec, script: &ScriptCheck) -> AttemptResult {
     let (program, args) = script
         .argv
@@ -16,6 +19,9 @@ pub(super) async fn check(spec: &CheckSpec, script: &ScriptCheck) -> AttemptResu
         .ok_or_else(|| ProbeError::Script("empty command".into()))?;
     let mut cmd = Command::new(program);
     cmd.args(args)
+        // A clean environment: the daemon's own (NOTIFY_SOCKET, tokens, …) is not the script's.
+        .env_clear()
+        .env("PATH", SCRIPT_PATH)
         .env("VIGIL_RS_ADDR", spec.target.ip().to_string())
         .env("VIGIL_RS_PORT", spec.target.port().to_string())
         .stdin(Stdio::null())
@@ -25,11 +31,16 @@ pub(super) async fn check(spec: &CheckSpec, script: &ScriptCheck) -> AttemptResu
         // included), not just the direct child.
         .process_group(0)
         .kill_on_drop(true);
-    if let Some(gid) = script.gid {
-        cmd.gid(gid);
-    }
-    if let Some(uid) = script.uid {
-        cmd.uid(uid);
+    // Only root can switch users; an unprivileged daemon (vigild under its systemd unit runs as
+    // `vigil`) runs scripts as itself rather than failing every attempt with EPERM. The daemon
+    // warns once at start-up when the configured script user is therefore not honoured.
+    if nix::unistd::geteuid().is_root() {
+        if let Some(gid) = script.gid {
+            cmd.gid(gid);
+        }
+        if let Some(uid) = script.uid {
+            cmd.uid(uid);
+        }
     }
     let child = cmd
         .spawn()

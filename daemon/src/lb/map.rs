@@ -93,6 +93,14 @@ impl ScriptIdentity {
                 .gid
                 .as_raw(),
         };
+        let euid = nix::unistd::geteuid();
+        if !euid.is_root() && euid != user.uid {
+            tracing::warn!(
+                script_user = %global.script_user,
+                uid = euid.as_raw(),
+                "not running as root: script checks run as the daemon's own user, not script_user"
+            );
+        }
         Ok(Self {
             uid: user.uid.as_raw(),
             gid,
