@@ -7,6 +7,7 @@
 //! - [`target`]: the `Target`/`Client` traits every implementation provides.
 //! - [`load`]: the load shapes (closed-loop writes/reads, watch fan-out, bulk create).
 //! - [`hist`]: exact latency percentiles.
+//! - [`failover`]: the VRRP failover benchmark (`vigil-failover`), vigild against keepalived.
 //! - [`zk`]: ZooKeeper ensemble management and a minimal jute wire-protocol client.
 //! - [`etcd`]: etcd cluster management and a v3 JSON-gateway client.
 //! - [`cluster`], [`process`]: member processes, scratch dirs, readiness probing.
@@ -19,6 +20,7 @@
 pub mod cluster;
 pub mod error;
 pub mod etcd;
+pub mod failover;
 pub mod hist;
 pub mod load;
 pub mod process;

@@ -1,0 +1,160 @@
+//! The two VRRP implementations under test, configured identically: VRRPv3, virtual router 51,
+//! the same VIP and advert interval, no gratuitous-ARP delay, and (vigild) no quorum fencing.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use vigil_integration::{Host, Process, workspace_binary};
+
+/// The VIP with its prefix (the lab's segment is 10.0.0.0/24).
+pub const VIP_CIDR: &str = "10.0.0.100/24";
+
+/// A VRRP daemon implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// This workspace's `vigild`.
+    Vigild,
+    /// keepalived (VRRP subsystem only).
+    Keepalived,
+}
+
+impl fmt::Display for Implementation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Vigild => "vigild",
+            Self::Keepalived => "keepalived",
+        })
+    }
+}
+
+/// Where each implementation's binary is.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `vigild`, next to the running executable.
+    pub vigild: PathBuf,
+    /// keepalived, if installed.
+    pub keepalived: PathBuf,
+}
+
+impl Binaries {
+    /// Finds both binaries or says which one is missing.
+    pub fn find() -> anyhow::Result<Self> {
+        let vigild = workspace_binary("vigild").context(
+            "vigild is not built next to vigil-failover; build it in the same profile \
+             (cargo build --release -p vigil-daemon --bins)",
+        )?;
+        let keepalived = ["/usr/sbin/keepalived", "/usr/local/sbin/keepalived"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .context("keepalived is not installed (scripts/install-deps installs it)")?;
+        Ok(Self { vigild, keepalived })
+    }
+}
+
+/// One daemon's settings for a series.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Which implementation.
+    pub implementation: Implementation,
+    /// VRRP priority (150 for the master, 100 for the backup).
+    pub priority: u8,
+    /// Advertisement interval.
+    pub interval: Duration,
+}
+
+/// Starts the daemon `setup` describes on `host`; its config lives in the host's lab directory.
+pub fn start(bins: &Binaries, host: &Host, setup: Setup) -> anyhow::Result<Process> {
+    match setup.implementation {
+        Implementation::Vigild => start_vigild(&bins.vigild, host, setup),
+        Implementation::Keepalived => start_keepalived(&bins.keepalived, host, setup),
+    }
+}
+
+fn start_vigild(bin: &Path, host: &Host, setup: Setup) -> anyhow::Result<Process> {
+    // Written twice: the lab decides where the host's directory is, and the state directory
+    // sits next to the config so the lab's teardown removes it.
+    let config = host.write_file("vigil.toml", "")?;
+    let state = config.with_file_name("state");
+    std::fs::write(&config, vigild_config(host, setup, &state))
+        .with_context(|| format!("writing {}", config.display()))?;
+    let check = Command::new(bin)
+        .args(["--check-config", "--config"])
+        .arg(&config)
+        .output()
+        .with_context(|| format!("running {} --check-config", bin.display()))?;
+    if !check.status.success() {
+        bail!(
+            "generated vigild config {} is invalid:\n{}",
+            config.display(),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+    let argv = [bin.as_os_str(), "--config".as_ref(), config.as_os_str()];
+    Ok(host.spawn("vigild", &argv, &[("VIGIL_LOG_FORMAT", "plain")])?)
+}
+
+/// vigild's config: one VRRPv3 instance, nothing else.
+fn vigild_config(host: &Host, setup: Setup, state: &Path) -> String {
+    format!(
+        "[global]\nnode_name = \"{name}\"\nstate_dir = \"{state}\"\n\n\
+         [api]\nlisten = \"127.0.0.1:7400\"\n\n\
+         [[vrrp_instance]]\nname = \"vi_bench\"\ninterface = \"{iface}\"\nvrid = 51\n\
+         version = 3\npriority = {prio}\nadvert_interval = \"{ms}ms\"\npreempt = true\n\
+         garp_delay = \"0s\"\nfencing = \"off\"\nvips = [\"{VIP_CIDR}\"]\n",
+        name = host.name(),
+        state = state.display(),
+        iface = host.iface(),
+        prio = setup.priority,
+        ms = setup.interval.as_millis(),
+    )
+}
+
+fn start_keepalived(bin: &Path, host: &Host, setup: Setup) -> anyhow::Result<Process> {
+    let conf = host.write_file("keepalived.conf", &keepalived_config(host, setup))?;
+    let dir = conf
+        .parent()
+        .context("keepalived.conf has no parent directory")?;
+    let (pid, vrrp_pid) = (dir.join("keepalived.pid"), dir.join("keepalived-vrrp.pid"));
+    // A SIGKILLed keepalived leaves its pid files behind; a restart must not trip over them.
+    for stale in [&pid, &vrrp_pid] {
+        match std::fs::remove_file(stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", stale.display()));
+            }
+            _ => {}
+        }
+    }
+    let argv = [
+        bin.as_os_str(),
+        "-n".as_ref(),
+        "-l".as_ref(),
+        "-D".as_ref(),
+        "-P".as_ref(),
+        "-f".as_ref(),
+        conf.as_os_str(),
+        "-p".as_ref(),
+        pid.as_os_str(),
+        "-r".as_ref(),
+        vrrp_pid.as_os_str(),
+    ];
+    Ok(host.spawn("keepalived", &argv, &[])?)
+}
+
+/// keepalived's config for the same virtual router; `state BACKUP` everywhere so both
+/// implementations start the same way and the priorities decide.
+fn keepalived_config(host: &Host, setup: Setup) -> String {
+    format!(
+        "global_defs {{\n  router_id {name}\n  vrrp_garp_master_delay 0\n}}\n\
+         vrrp_instance VI_bench {{\n  state BACKUP\n  interface {iface}\n  virtual_router_id 51\n\
+         \x20 priority {prio}\n  version 3\n  advert_int {secs}\n\
+         \x20 virtual_ipaddress {{\n    {VIP_CIDR} dev {iface}\n  }}\n}}\n",
+        name = host.name(),
+        iface = host.iface(),
+        prio = setup.priority,
+        secs = setup.interval.as_secs_f64(),
+    )
+}

@@ -1,0 +1,24 @@
+//! VRRP failover benchmark (`vigil-failover`): the client-visible outage of the VIP after a
+//! SIGKILL of the master, vigild against keepalived at the same settings.
+//!
+//! Each (implementation, interval) series gets a fresh lab — lb1 (priority 150), lb2 (priority
+//! 100) and a client on one bridge — so runs of different series cannot disturb each other.
+//! Both daemons run VRRPv3 on virtual router 51 for the same VIP with no gratuitous-ARP delay
+//! (vigild also without quorum fencing). A run kills the master's whole process group, then
+//! the client probes the VIP every 2 ms; the outage is the time from the kill to the first
+//! answer from lb2. Between runs the master is restarted and must serve the VIP alone again;
+//! the kills are spread evenly over the advert cycle ([`series::phase`]).
+//!
+//! # Layout
+//!
+//! - [`daemon`]: the implementations, their generated configs and start-up.
+//! - [`probe`]: the UDP responders on the load balancers and the client's probes.
+//! - [`series`]: one series of failovers in its own lab.
+//! - [`stats`]: min/median/max of a series.
+//! - [`table`]: the side-by-side table with the RFC target.
+
+pub mod daemon;
+pub mod probe;
+pub mod series;
+pub mod stats;
+pub mod table;
