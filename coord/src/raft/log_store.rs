@@ -16,7 +16,7 @@ use openraft::{
 
 use super::error::{Corruption, LogError, io_err};
 use super::meta::{self, Durability, sync_dir};
-use super::reader::{LogReader, Shared, blocking, half_open};
+use super::reader::{LogReader, Shared, blocking};
 use super::record;
 use super::segments::Segments;
 
@@ -286,16 +286,23 @@ impl<C: RaftTypeConfig> LogStore<C> {
     }
 }
 
+impl<C: RaftTypeConfig> LogStore<C> {
+    /// A reader over the same shared state; reads never wait behind an fsync.
+    fn reader(&self) -> LogReader<C> {
+        LogReader {
+            shared: Arc::clone(&self.shared),
+            types: PhantomData,
+        }
+    }
+}
+
+// The store reads exactly like the readers it hands out: one implementation, in reader.rs.
 impl<C: RaftTypeConfig> RaftLogReader<C> for LogStore<C> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        let (start, end) = half_open(&range);
-        self.shared
-            .entries::<C>(start, end, false)
-            .await
-            .map_err(|e| StorageIOError::read_logs(&e).into())
+        self.reader().try_get_log_entries(range).await
     }
 
     async fn limited_get_log_entries(
@@ -303,10 +310,7 @@ impl<C: RaftTypeConfig> RaftLogReader<C> for LogStore<C> {
         start: u64,
         end: u64,
     ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        self.shared
-            .entries::<C>(start, end, true)
-            .await
-            .map_err(|e| StorageIOError::read_logs(&e).into())
+        self.reader().limited_get_log_entries(start, end).await
     }
 }
 
@@ -321,10 +325,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader {
-            shared: Arc::clone(&self.shared),
-            types: PhantomData,
-        }
+        self.reader()
     }
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
