@@ -3,7 +3,7 @@
 //! NEEDS the real vigil-conf loader: `[api] token_file` must be read from the file.
 
 use crate::harness::{
-    TempDir, VIGILD, Vigild, config_text, free_port, http, run, stderr, vigilctl,
+    TempDir, VIGILD, Vigild, assert_exit, config_text, free_port, http, run, stderr, vigilctl,
 };
 
 #[test]
@@ -71,17 +71,7 @@ fn vigild_refuses_to_start_with_an_unreadable_token_file() {
     let extra = format!("token_file = \"{}\"\n", dir.path().join("absent").display());
     let config = dir.write("vigil.toml", &config_text("node-a", port, &extra));
     let output = run(VIGILD, &["--config", config.to_str().unwrap()]);
-    assert_eq!(
-        output.status.code(),
-        Some(78),
-        "stderr: {}",
-        stderr(&output)
-    );
-    assert!(
-        stderr(&output).contains("cannot read API token file"),
-        "{}",
-        stderr(&output)
-    );
+    assert_exit(&output, 78, "cannot read API token file");
 }
 
 #[test]

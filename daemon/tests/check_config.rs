@@ -1,6 +1,8 @@
 //! `vigild --check-config` and start-up refusal of bad configs.
 
-use crate::harness::{TempDir, VIGILD, config_text, free_port, run, run_with_env, stderr, stdout};
+use crate::harness::{
+    TempDir, VIGILD, assert_exit, config_text, free_port, run, run_with_env, stderr, stdout,
+};
 
 #[test]
 fn valid_config_exits_0() {
@@ -89,17 +91,7 @@ fn vigild_refuses_to_start_on_an_invalid_config() {
     let text = format!("bogus = 1\n{}", config_text("n1", free_port(), ""));
     let config = dir.write("vigil.toml", &text);
     let output = run(VIGILD, &["--config", config.to_str().unwrap()]);
-    assert_eq!(
-        output.status.code(),
-        Some(78),
-        "stderr: {}",
-        stderr(&output)
-    );
-    assert!(
-        stderr(&output).contains("vigil.toml:1:"),
-        "stderr: {}",
-        stderr(&output)
-    );
+    assert_exit(&output, 78, "vigil.toml:1:");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `vigilctl` on its own: help, completions, an unreachable daemon.
 
-use crate::harness::{TempDir, free_port, stderr, stdout, vigilctl};
+use crate::harness::{TempDir, assert_exit, free_port, stderr, stdout, vigilctl};
 
 #[test]
 fn help_lists_the_subcommands() {
@@ -55,17 +55,7 @@ fn explicit_missing_config_exits_78() {
     let dir = TempDir::new("ctl-missing");
     let missing = dir.path().join("absent.toml");
     let output = vigilctl(&["--config", missing.to_str().unwrap(), "status"]);
-    assert_eq!(
-        output.status.code(),
-        Some(78),
-        "stderr: {}",
-        stderr(&output)
-    );
-    assert!(
-        stderr(&output).contains("absent.toml:1:1: "),
-        "{}",
-        stderr(&output)
-    );
+    assert_exit(&output, 78, "absent.toml:1:1: ");
 }
 
 #[test]
@@ -80,15 +70,5 @@ fn unreadable_token_file_exits_66() {
         missing.to_str().unwrap(),
         "status",
     ]);
-    assert_eq!(
-        output.status.code(),
-        Some(66),
-        "stderr: {}",
-        stderr(&output)
-    );
-    assert!(
-        stderr(&output).contains("cannot read API token file"),
-        "{}",
-        stderr(&output)
-    );
+    assert_exit(&output, 66, "cannot read API token file");
 }

@@ -236,6 +236,13 @@ pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Asserts that a finished binary exited with `code` and said `needle` on stderr.
+pub(crate) fn assert_exit(output: &Output, code: i32, needle: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "stderr: {err}");
+}
+
 /// `vigilctl status --json` against `daemon`, parsed.
 pub(crate) fn status_json(daemon: &Vigild) -> serde_json::Value {
     let output = vigilctl(&["--api", &daemon.api(), "status", "--json"]);
