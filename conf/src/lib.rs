@@ -83,3 +83,24 @@ pub fn load_str_with_warnings(
 ) -> Result<(Config, Vec<ConfigWarning>), ConfigErrors> {
     compile::compile(src, file).map_err(ConfigErrors)
 }
+
+/// Validates shared config fragments (each a name, used in diagnostics, and its TOML text) and
+/// merges them, in order, into `base`: the config this node runs while they are in force.
+///
+/// A fragment may hold `[[virtual_server]]` tables (the same syntax as the main file; each
+/// virtual server may be defined once across the file and all fragments) and `[[track]]`
+/// entries that set the weight of a tracked script, check group or interface on a local VRRP
+/// instance:
+///
+/// ```toml
+/// [[track]]
+/// instance = "VI_1"
+/// group = "web"      # or script = "…", or interface = "…"
+/// weight = -30
+/// ```
+///
+/// Every error of every fragment is returned, positioned in its fragment; nothing is merged
+/// unless all are valid. A witness validates fragments but runs none of them.
+pub fn merge_fragments(base: &Config, fragments: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    compile::merge_fragments(base, fragments)
+}

@@ -5,6 +5,7 @@ mod diff;
 mod duration;
 mod errors;
 mod examples;
+mod fragments;
 mod import;
 mod robustness;
 mod support;

@@ -4,6 +4,7 @@
 mod check;
 mod cluster;
 mod cross;
+mod fragment;
 mod keywords;
 mod lvs;
 mod track;
@@ -20,6 +21,7 @@ use crate::model::{Api, Config, DEFAULT_API_LISTEN, Global, LogFormat, Metrics};
 use crate::walk::{Ctx, Table};
 
 pub(crate) use cross::Refs;
+pub(crate) use fragment::merge as merge_fragments;
 
 /// Compiled config plus warnings, or every error.
 pub(crate) type Compiled = Result<(Config, Vec<ConfigError>), Vec<ConfigError>>;
