@@ -7,8 +7,6 @@
 //! a `[[track]]` entry must name a local VRRP instance and an existing track script or
 //! health-check group. Anything wrong refuses the whole set: a node never runs half of a push.
 
-use toml::de::DeTable;
-
 use super::Refs;
 use super::lvs::virtual_server;
 use super::track::WEIGHT;
@@ -196,17 +194,9 @@ fn unknown(cx: &mut Ctx<'_>, at: &Span, what: &str, name: &str, names: &[&str]) 
 /// Parses and validates one fragment on its own.
 fn compile_one(name: &str, src: &str, node_name: &str) -> Result<Compiled, Vec<ConfigError>> {
     let mut cx = Ctx::new(name, src);
-    let (root, syntax) = DeTable::parse_recoverable(src);
-    if !syntax.is_empty() {
-        for e in syntax {
-            let span = e.span().unwrap_or(0..0);
-            cx.error(
-                &span,
-                format!("TOML syntax error: {}", e.message().trim_end()),
-            );
-        }
+    let Some(root) = super::parse(&mut cx, src) else {
         return Err(cx.into_diagnostics().0);
-    }
+    };
     let mut top = Table::new(
         root.get_ref(),
         0..0,

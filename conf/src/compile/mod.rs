@@ -29,25 +29,32 @@ pub(crate) type Compiled = Result<(Config, Vec<ConfigError>), Vec<ConfigError>>;
 /// Parses and validates `src`; `file` names it in diagnostics.
 pub(crate) fn compile(src: &str, file: &str) -> Compiled {
     let mut cx = Ctx::new(file, src);
-    let (root, syntax) = DeTable::parse_recoverable(src);
-    if !syntax.is_empty() {
-        // A tree recovered from broken syntax would add misleading follow-on errors; report
-        // only the syntax errors, all of them.
-        for e in syntax {
-            let span = e.span().unwrap_or(0..0);
-            cx.error(
-                &span,
-                format!("TOML syntax error: {}", e.message().trim_end()),
-            );
-        }
+    let Some(root) = parse(&mut cx, src) else {
         return Err(cx.into_diagnostics().0);
-    }
+    };
     let config = compile_root(&mut cx, root.get_ref());
     let (errors, warnings) = cx.into_diagnostics();
     match config {
         Some(config) if errors.is_empty() => Ok((config, warnings)),
         _ => Err(errors),
     }
+}
+
+/// Parses `src` keeping spans; on a syntax error reports every one of them and returns `None`:
+/// a tree recovered from broken syntax would only add misleading follow-on errors.
+fn parse<'s>(cx: &mut Ctx<'_>, src: &'s str) -> Option<toml::Spanned<DeTable<'s>>> {
+    let (root, syntax) = DeTable::parse_recoverable(src);
+    if syntax.is_empty() {
+        return Some(root);
+    }
+    for e in syntax {
+        let span = e.span().unwrap_or(0..0);
+        cx.error(
+            &span,
+            format!("TOML syntax error: {}", e.message().trim_end()),
+        );
+    }
+    None
 }
 
 fn compile_root(cx: &mut Ctx<'_>, root: &DeTable<'_>) -> Option<Config> {
