@@ -6,6 +6,7 @@
 mod cluster {
     mod failover;
     mod harness;
+    mod linearizability;
     mod membership;
     mod replication;
     mod sessions;

@@ -59,6 +59,16 @@ pub(crate) struct Transport {
     current: AtomicUsize,
 }
 
+/// A znode path as the tail of a resource URL (`/v1/nodes{tail}`): the root is the bare
+/// resource (`/v1/nodes`), since `/v1/nodes/` names no route.
+pub(crate) fn path_tail(path: &str) -> String {
+    if path == "/" {
+        String::new()
+    } else {
+        encode_path(path)
+    }
+}
+
 /// Percent-encodes a znode path (or query value) for a URL, keeping `/`.
 pub(crate) fn encode_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -252,12 +262,14 @@ pub(crate) fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
 
 #[cfg(test)]
 mod tests {
-    use super::encode_path;
+    use super::{encode_path, path_tail};
 
     #[test]
     fn encodes_reserved_characters() {
         assert_eq!(encode_path("/a/b-c_d.e~"), "/a/b-c_d.e~");
         assert_eq!(encode_path("/a b/?#%&"), "/a%20b/%3F%23%25%26");
         assert_eq!(encode_path("/é"), "/%C3%A9");
+        assert_eq!(path_tail("/"), "");
+        assert_eq!(path_tail("/a"), "/a");
     }
 }

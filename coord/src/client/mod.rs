@@ -23,7 +23,7 @@ use axum::http::Method;
 
 pub use self::error::ClientError;
 pub use self::http::ClientConfig;
-use self::http::{Transport, encode_path};
+use self::http::{Transport, path_tail};
 pub use self::session::{CreateOptions, Session, SessionState};
 pub use self::watch::{WatchNotice, Watcher};
 use crate::api::wire::{ChildrenJson, NodeJson, SessionJson, StatJson};
@@ -116,7 +116,7 @@ impl Client {
 
     /// Data and stat of `path` at the given consistency.
     pub async fn get_with(&self, path: &str, c: Consistency) -> Result<Node, ClientError> {
-        let uri = format!("/v1/nodes{}{}", encode_path(path), consistency_query(c));
+        let uri = format!("/v1/nodes{}{}", path_tail(path), consistency_query(c));
         let node: NodeJson = self.transport.call(Method::GET, &uri, &[], NO_BODY).await?;
         let data = node
             .bytes()
@@ -129,14 +129,14 @@ impl Client {
 
     /// Sorted child names of `path` and its stat.
     pub async fn children(&self, path: &str) -> Result<(Vec<String>, Stat), ClientError> {
-        let uri = format!("/v1/children{}", encode_path(path));
+        let uri = format!("/v1/children{}", path_tail(path));
         let c: ChildrenJson = self.transport.call(Method::GET, &uri, &[], NO_BODY).await?;
         Ok((c.children, c.stat))
     }
 
     /// Stat of `path`, `None` if it does not exist.
     pub async fn stat(&self, path: &str) -> Result<Option<Stat>, ClientError> {
-        let uri = format!("/v1/stat{}", encode_path(path));
+        let uri = format!("/v1/stat{}", path_tail(path));
         let s: StatJson = self.transport.call(Method::GET, &uri, &[], NO_BODY).await?;
         Ok(s.stat)
     }

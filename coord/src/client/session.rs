@@ -8,7 +8,7 @@ use axum::http::Method;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::http::encode_path;
+use super::http::path_tail;
 use super::{Client, ClientError};
 use crate::api::wire::{
     CreateJson, DataJson, MultiJson, MultiResultJson, OpJson, OpResultJson, REQUEST_ID_HEADER,
@@ -167,7 +167,7 @@ impl Session {
             container: options.container,
             ttl_ms: options.ttl_ms,
         };
-        let uri = format!("/v1/nodes{}", encode_path(path));
+        let uri = format!("/v1/nodes{}", path_tail(path));
         let w: WriteJson = self
             .inner
             .client
@@ -206,7 +206,7 @@ impl Session {
             data: DataJson::bytes(data),
             version,
         };
-        let uri = format!("/v1/nodes{}", encode_path(path));
+        let uri = format!("/v1/nodes{}", path_tail(path));
         let w: WriteJson = self
             .inner
             .client
@@ -220,13 +220,13 @@ impl Session {
     /// Deletes the childless node `path` (if its version is `version`, when given).
     pub async fn delete(&self, path: &str, version: Option<i32>) -> Result<(), ClientError> {
         let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
-        self.delete_uri(&format!("/v1/nodes{}{query}", encode_path(path)))
+        self.delete_uri(&format!("/v1/nodes{}{query}", path_tail(path)))
             .await
     }
 
     /// Deletes `path` and its whole subtree atomically (bounded by the server's limit).
     pub async fn delete_recursive(&self, path: &str) -> Result<(), ClientError> {
-        self.delete_uri(&format!("/v1/nodes{}?recursive=true", encode_path(path)))
+        self.delete_uri(&format!("/v1/nodes{}?recursive=true", path_tail(path)))
             .await
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,29 @@ impl CoordNode {
             snapshot_index: m.snapshot.map(|l| l.index),
             voters,
             learners,
+        }
+    }
+
+    /// Whether this node holds Raft state (it has voted or has log entries).
+    pub async fn is_initialized(&self) -> Result<bool, CoordError> {
+        self.raft()
+            .is_initialized()
+            .await
+            .map_err(|e| CoordError::Stopped(e.to_string()))
+    }
+
+    /// Initializes a brand-new cluster whose voters are `members` (id → Raft address). Returns
+    /// `false`, doing nothing, when this node already holds Raft state. The caller decides when
+    /// this is safe: see the hazard on [`super::CoordConfig::initial_members`].
+    pub async fn initialize(&self, members: &BTreeMap<u64, String>) -> Result<bool, CoordError> {
+        let nodes: BTreeMap<u64, BasicNode> = members
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr)))
+            .collect();
+        match self.raft().initialize(nodes).await {
+            Ok(()) => Ok(true),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(false),
+            Err(e) => Err(CoordError::Config(e.to_string())),
         }
     }
 

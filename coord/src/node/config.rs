@@ -53,6 +53,8 @@ pub struct CoordConfig {
     pub log: LogOptions,
     /// Mutual TLS between peers; plain TCP when `None`.
     pub tls: Option<TlsConfig>,
+    /// Source address of connections to peers; the routing table's choice when `None`.
+    pub peer_source: Option<std::net::IpAddr>,
 }
 
 impl CoordConfig {
@@ -82,6 +84,7 @@ impl CoordConfig {
                 ..LogOptions::default()
             },
             tls: None,
+            peer_source: None,
         }
     }
 

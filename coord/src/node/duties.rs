@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use openraft::ServerState;
 
 use super::{Inner, now_ms};
-use crate::raft::network::{PeerHandler, PeerRequest, PeerResponse};
+use crate::raft::network::{PeerHandler, PeerProbe, PeerRequest, PeerResponse};
 use crate::request::Command;
 use crate::session::SessionId;
 
@@ -123,11 +123,22 @@ impl PeerHandler for Inner {
                 };
                 PeerResponse::ReadIndex(result.map_err(|e| e.to_forward()))
             }
+            PeerRequest::Probe => PeerResponse::Probe(self.probe().await),
         }
     }
 }
 
 impl Inner {
+    async fn probe(&self) -> PeerProbe {
+        let m = self.raft.metrics().borrow().clone();
+        PeerProbe {
+            // A stopped Raft cannot say; claiming membership keeps the asker from bootstrapping.
+            initialized: self.raft.is_initialized().await.unwrap_or(true),
+            term: m.current_term,
+            leader: m.current_leader,
+        }
+    }
+
     fn not_leader(&self) -> super::CoordError {
         super::CoordError::NotLeader {
             leader: self.raft.metrics().borrow().current_leader,

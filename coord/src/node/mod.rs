@@ -18,7 +18,8 @@
 //!   leader's apply response comes back;
 //! - linearizable reads use the read-index protocol (ZooKeeper's "sync, then read locally"):
 //!   the leader confirms its leadership with a quorum and returns its commit point, this node
-//!   waits until it has applied that far, then reads its own tree;
+//!   waits until it has applied that far, then reads its own tree. On the leader, concurrent
+//!   read-index requests (local or forwarded) share quorum rounds (`read_batch`);
 //! - session heartbeats are forwarded to the leader, whose tracker alone decides expiry.
 //!
 //! Failures that say nothing was done (`NotLeader`, `Unavailable`) and a connection to the
@@ -33,6 +34,7 @@ mod backend;
 mod config;
 mod duties;
 mod error;
+mod read_batch;
 mod requests;
 
 use std::collections::BTreeMap;
@@ -74,6 +76,8 @@ pub(crate) struct Inner {
     local_addr: std::net::SocketAddr,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Shares read-index rounds between concurrent linearizable reads.
+    reads: read_batch::ReadBatcher,
 }
 
 impl std::fmt::Debug for CoordNode {
@@ -129,7 +133,7 @@ impl CoordNode {
             .await
             .map_err(|e| CoordError::Stopped(e.to_string()))??
         };
-        let peers = Peers::new(tls.clone());
+        let peers = Peers::new(tls.clone()).bound_to(config.peer_source);
         let id = config.node_id;
         let raft = Raft::new(
             id,
@@ -150,6 +154,7 @@ impl CoordNode {
             local_addr,
             stop,
             tasks: std::sync::Mutex::new(Vec::new()),
+            reads: read_batch::ReadBatcher::default(),
         });
         let server = {
             let mut stopped = inner.stop.subscribe();

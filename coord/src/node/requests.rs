@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, RaftError};
 
 use super::{CoordError, Inner, LEADER_POLL, now_ms};
 use crate::raft::network::{self, PeerRequest, PeerResponse};
@@ -181,19 +181,12 @@ impl Inner {
         Ok(())
     }
 
-    /// The leader's read index, confirmed by a quorum.
+    /// The leader's read index, confirmed by a quorum in a round that started after this
+    /// call; concurrent calls share rounds (see `read_batch`).
     pub(crate) async fn read_index_local(&self, timeout: Duration) -> Result<u64, CoordError> {
-        match tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await {
-            Err(_) => Err(CoordError::Timeout(timeout)),
-            Ok(Ok(log_id)) => Ok(log_id.map_or(0, |l| l.index)),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                Err(CoordError::NotLeader {
-                    leader: f.leader_id,
-                })
-            }
-            Ok(Err(RaftError::APIError(e))) => Err(CoordError::Unavailable(e.to_string())),
-            Ok(Err(RaftError::Fatal(e))) => Err(CoordError::Stopped(e.to_string())),
-        }
+        self.reads
+            .read_index(&self.raft, self.config.request_timeout, timeout)
+            .await
     }
 
     pub(super) async fn heartbeat(&self, session: SessionId) -> Result<(), CoordError> {

@@ -1,12 +1,14 @@
 //! [`LogStore`]: openraft's `RaftLogStorage` on top of the segment files.
 
 use std::fmt::Debug;
+use std::fs::File;
 use std::io;
 use std::marker::PhantomData;
 use std::ops::RangeBounds;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
@@ -15,10 +17,71 @@ use openraft::{
 };
 
 use super::error::{Corruption, LogError, io_err};
-use super::meta::{self, Durability, sync_dir};
+use super::flusher::{Done, Flusher, Job};
+use super::meta::{self, Durability};
 use super::reader::{LogReader, Shared, blocking};
 use super::record;
 use super::segments::Segments;
+
+/// Upper bounds, in seconds, of [`FSYNC_LATENCY`]'s buckets: 100 µs (a write cache) to 2.5 s
+/// (a disk in trouble, far past any election timeout).
+pub const FSYNC_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Latency of the log's data fsyncs, one per group-commit round, for every [`LogStore`] in the
+/// process (a daemon runs one). Process-wide so that reading it needs no handle on a store
+/// openraft owns.
+pub static FSYNC_LATENCY: FsyncHistogram = FsyncHistogram {
+    counts: [const { AtomicU64::new(0) }; FSYNC_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64::new(0),
+};
+
+/// A fixed-bucket histogram on atomics: one fsync costs a bucket search and two relaxed adds.
+#[derive(Debug)]
+pub struct FsyncHistogram {
+    /// Per bucket (not cumulative), the last one for everything above the largest bound.
+    counts: [AtomicU64; FSYNC_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl FsyncHistogram {
+    pub(crate) fn observe(&self, took: std::time::Duration) {
+        let secs = took.as_secs_f64();
+        let bucket = FSYNC_BUCKETS.partition_point(|b| *b < secs);
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// `(upper bound in seconds, cumulative count)` per bucket of [`FSYNC_BUCKETS`], the total
+    /// count (which `+Inf` equals) and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let mut cumulative = 0;
+        let buckets = FSYNC_BUCKETS
+            .iter()
+            .zip(&self.counts)
+            .map(|(bound, count)| {
+                cumulative += count.load(Ordering::Relaxed);
+                (*bound, cumulative)
+            })
+            .collect();
+        let total = cumulative + self.counts[FSYNC_BUCKETS.len()].load(Ordering::Relaxed);
+        let sum = std::time::Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed));
+        (buckets, total, sum.as_secs_f64())
+    }
+}
+
+/// Counts one log's data fsyncs (see [`LogStore::fsync_count`]); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct FsyncCounter(Arc<super::flusher::FlushState>);
+
+impl FsyncCounter {
+    /// Data fsyncs issued on the log's segment files so far.
+    pub fn get(&self) -> u64 {
+        self.0.fsyncs.load(Ordering::Relaxed)
+    }
+}
 
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
@@ -48,10 +111,12 @@ impl Default for LogOptions {
 
 /// A durable, file-backed Raft log for any openraft type config `C`.
 ///
-/// Entries are serialized with postcard, framed with a CRC-32C and appended to segment files;
-/// every `append` call is one write and one fsync before openraft is told the entries are
-/// flushed. The vote, the committed log id and the purge point live in small files replaced
-/// atomically. See the [module docs](crate::raft) for the format and recovery rules.
+/// Entries are serialized with postcard, framed with a CRC-32C and appended to segment files.
+/// `append` writes its batch to the OS and makes it readable before returning; the fsync and
+/// openraft's flush callback follow on a flusher thread of the store's own, which covers every
+/// batch queued meanwhile with one fsync (group commit). The vote, the committed log id and the
+/// purge point live in small files replaced atomically. See the [module docs](crate::raft) for
+/// the format and recovery rules.
 ///
 /// Its async methods need a tokio runtime: file I/O runs on `spawn_blocking`, so an fsync never
 /// stalls a runtime worker.
@@ -61,8 +126,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     committed: Option<LogId<C::NodeId>>,
     last_purged: Option<LogId<C::NodeId>>,
     last_log_id: Option<LogId<C::NodeId>>,
-    /// Set after a failed write: see [`LogError::Failed`].
-    failed: bool,
+    /// Group commit, and the failed flag ([`LogError::Failed`]) it shares with the store.
+    flusher: Flusher,
 }
 
 impl<C: RaftTypeConfig> Debug for LogStore<C> {
@@ -73,8 +138,8 @@ impl<C: RaftTypeConfig> Debug for LogStore<C> {
             .field("committed", &self.committed)
             .field("last_purged", &self.last_purged)
             .field("last_log_id", &self.last_log_id)
-            .field("failed", &self.failed)
-            .finish()
+            .field("failed", &self.is_failed())
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,13 +191,14 @@ impl<C: RaftTypeConfig> LogStore<C> {
                 },
             });
         }
+        let flusher = Flusher::start(dir)?;
         Ok(Self {
             shared,
             vote,
             committed,
             last_purged,
             last_log_id,
-            failed: false,
+            flusher,
         })
     }
 
@@ -141,14 +207,68 @@ impl<C: RaftTypeConfig> LogStore<C> {
         &self.shared.dir
     }
 
-    /// Serializes, writes and fsyncs one batch, then makes it readable.
+    /// Data fsyncs issued on this log's segment files so far. Group commit makes this grow
+    /// with the number of flush rounds, not of appends.
+    pub fn fsync_count(&self) -> u64 {
+        self.flusher.state.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// A handle on [`LogStore::fsync_count`] that outlives handing the store to openraft.
+    pub fn fsync_counter(&self) -> FsyncCounter {
+        FsyncCounter(Arc::clone(&self.flusher.state))
+    }
+
+    fn is_failed(&self) -> bool {
+        self.flusher.state.failed.load(Ordering::SeqCst)
+    }
+
+    fn fail(&self) {
+        self.flusher.state.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Serializes and writes one batch and makes it readable, then queues its fsync; `done`
+    /// is called once the batch is durable (or with the error that kept it from being so).
+    ///
+    /// openraft 0.9.25 asks exactly this of `RaftLogStorage::append` (storage/v2.rs): "When
+    /// this method returns, the entries must be readable, i.e., a `LogReader` can read these
+    /// entries" and "When the `callback` is called, the entries must be persisted on disk".
+    /// Replicating entries this node has not fsynced yet is safe: the leader counts its own
+    /// copy towards a quorum only once the callback reports it flushed (the engine's local
+    /// progress advances on `Notify::LocalIO`), and followers acknowledge only after their
+    /// own callback. The write itself stays here, not on the flusher thread, because of the
+    /// first rule: behind the flusher's fsync, `append` would stall the Raft core again.
     async fn append_batch(
         &mut self,
         entries: impl IntoIterator<Item = C::Entry>,
+        done: Done,
     ) -> Result<(), LogError> {
-        if self.failed {
-            return Err(LogError::Failed);
-        }
+        let written = if self.is_failed() {
+            Err(LogError::Failed)
+        } else {
+            self.write_batch(entries).await
+        };
+        let (file, path, new_segment) = match written {
+            Ok(Some(target)) => target,
+            Ok(None) => (None, PathBuf::new(), false),
+            Err(e) => {
+                done(Err(io::Error::other(e.to_string())));
+                return Err(e);
+            }
+        };
+        self.flusher.send(Job::Flush {
+            file,
+            path,
+            new_segment,
+            done,
+        })
+    }
+
+    /// Serializes and writes one batch and publishes it to readers, without fsyncing it.
+    /// Returns the file written, for the flusher, or `None` if nothing needed writing.
+    async fn write_batch(
+        &mut self,
+        entries: impl IntoIterator<Item = C::Entry>,
+    ) -> Result<Option<(Option<Arc<File>>, PathBuf, bool)>, LogError> {
         let mut buf = Vec::new();
         let mut offsets = Vec::new();
         let mut first = None;
@@ -191,56 +311,54 @@ impl<C: RaftTypeConfig> LogStore<C> {
             last = Some(log_id);
         }
         let Some(first) = first else {
-            return Ok(());
+            return Ok(None);
         };
 
         let len = buf.len() as u64;
         let target = self.shared.write()?.prepare_append(first, len)?;
-        let dir = self.shared.dir.clone();
         let written = blocking(move || {
+            // Into the page cache only: readers see the batch from here on, and the flusher
+            // makes it durable.
             target
                 .file
                 .write_all_at(&buf, target.at)
                 .map_err(io_err(&target.path, "write"))?;
-            // One fsync per batch: this is what makes the callback's promise true.
-            target
-                .file
-                .sync_data()
-                .map_err(io_err(&target.path, "fsync"))?;
-            if target.new_segment {
-                sync_dir(&dir)?;
-            }
-            Ok(target.at)
+            Ok(target)
         })
         .await;
-        let at = written.inspect_err(|_| self.failed = true)?;
-        self.shared.write()?.publish(at, &offsets, len)?;
+        let target = written.inspect_err(|_| self.fail())?;
+        self.shared.write()?.publish(target.at, &offsets, len)?;
         self.last_log_id = last;
-        Ok(())
+        Ok(Some((Some(target.file), target.path, target.new_segment)))
     }
 
     async fn truncate_from(&mut self, from: u64) -> Result<(), LogError> {
-        if self.failed {
+        if self.is_failed() {
             return Err(LogError::Failed);
         }
+        // Not under a flush still in flight: its callback must not report entries durable
+        // after they were cut, nor race the cut on the same file.
+        self.flusher.drain().await?;
         let shared = Arc::clone(&self.shared);
         let last = blocking(move || {
             shared.write()?.truncate(from)?;
             shared.last_present_blocking::<C>()
         })
         .await
-        .inspect_err(|_| self.failed = true)?;
+        .inspect_err(|_| self.fail())?;
         self.last_log_id = last.or_else(|| self.last_purged.clone());
         Ok(())
     }
 
     async fn purge_upto(&mut self, log_id: LogId<C::NodeId>) -> Result<(), LogError> {
-        if self.failed {
+        if self.is_failed() {
             return Err(LogError::Failed);
         }
         if self.last_purged.as_ref() >= Some(&log_id) {
             return Ok(());
         }
+        // Segments about to be deleted or cut may still have a flush queued.
+        self.flusher.drain().await?;
         // The purge point goes to disk before any segment is deleted, so recovery never sees
         // a log whose start is missing without knowing it was purged.
         let shared = Arc::clone(&self.shared);
@@ -259,7 +377,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
             segments.purge(point.index)
         })
         .await
-        .inspect_err(|_| self.failed = true)?;
+        .inspect_err(|_| self.fail())?;
         if self.last_log_id.as_ref() < Some(&log_id) {
             self.last_log_id = Some(log_id.clone());
         }
@@ -276,13 +394,13 @@ impl<C: RaftTypeConfig> LogStore<C> {
     where
         T: serde::Serialize + Send + 'static,
     {
-        if self.failed {
+        if self.is_failed() {
             return Err(LogError::Failed);
         }
         let dir = self.shared.dir.clone();
         blocking(move || meta::store(&dir, name, &value, durability))
             .await
-            .inspect_err(|_| self.failed = true)
+            .inspect_err(|_| self.fail())
     }
 }
 
@@ -329,6 +447,12 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
     }
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        // In order with the appends before it, like every other change to the log's state:
+        // a vote is rare (elections), so waiting for the queue costs nothing that matters.
+        self.flusher
+            .drain()
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e))?;
         self.store_meta(VOTE, vote.clone(), Durability::Fsync)
             .await
             .map_err(|e| StorageIOError::write_vote(&e))?;
@@ -349,9 +473,26 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         }
         // Lazy: openraft calls this on every commit advance, and the value is only a hint for
         // re-applying entries at startup. Losing the latest value costs a later re-apply, never
-        // safety: the entries it points at were fsynced before it was written.
-        self.store_meta(COMMITTED, committed.clone(), Durability::Lazy)
-            .await
+        // safety. It goes through the flusher so that it is written only once every entry
+        // appended before it is durable: `open` treats a committed index past the end of the
+        // log as a lost tail, and a follower may learn an index as committed while its own
+        // copy still waits for the fsync. Not waiting keeps fsyncs off the Raft core's path.
+        if self.is_failed() {
+            return Err(StorageIOError::write(&LogError::Failed).into());
+        }
+        let dir = self.shared.dir.clone();
+        let value = committed.clone();
+        let state = Arc::clone(&self.flusher.state);
+        self.flusher
+            .send(Job::After(Box::new(move || {
+                // After a failed fsync the entries it points at may not be on disk.
+                if state.failed.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Err(e) = meta::store(&dir, COMMITTED, &value, Durability::Lazy) {
+                    tracing::warn!(error = %e, "could not record the committed log id");
+                }
+            })))
             .map_err(|e| StorageIOError::write(&e))?;
         self.committed = committed;
         Ok(())
@@ -372,16 +513,11 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        match self.append_batch(entries).await {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(io::Error::other(e.to_string())));
-                Err(StorageIOError::write_logs(&e).into())
-            }
-        }
+        // The callback is openraft's "persisted" signal: the flusher fires it after the fsync.
+        let done: Done = Box::new(move |result| callback.log_io_completed(result));
+        self.append_batch(entries, done)
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
@@ -396,5 +532,80 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         self.purge_upto(log_id.clone())
             .await
             .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, RaftLogReader};
+
+    use super::*;
+    use crate::raft::types::TypeConfig;
+
+    fn blank(index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    /// A slow disk, made deterministic: while the flusher is held up (as if in a long fsync),
+    /// appends still return and their entries are readable, no callback claims durability,
+    /// and once it is released a single fsync covers every queued batch, in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_queued_behind_a_flush_share_one_fsync() {
+        let dir = std::env::temp_dir().join(format!("vigil-group-commit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = LogStore::<TypeConfig>::open(&dir, LogOptions::default()).expect("open");
+        let (release, held) = mpsc::channel::<()>();
+        store
+            .flusher
+            .send(Job::After(Box::new(move || {
+                let _ = held.recv();
+            })))
+            .expect("hold the flusher");
+
+        const APPENDS: u64 = 100;
+        let (done_tx, done_rx) = mpsc::channel();
+        for i in 1..=APPENDS {
+            let done_tx = done_tx.clone();
+            let done: Done = Box::new(move |r: io::Result<()>| {
+                let _ = done_tx.send((i, r.is_ok()));
+            });
+            store.append_batch([blank(i)], done).await.expect("append");
+        }
+        let read = store.reader().try_get_log_entries(1..=APPENDS).await;
+        assert_eq!(read.expect("read unflushed").len() as u64, APPENDS);
+        assert!(
+            done_rx.try_recv().is_err(),
+            "a callback fired before any fsync"
+        );
+        assert_eq!(store.fsync_count(), 0);
+
+        release.send(()).expect("release");
+        let order: Vec<_> = (0..APPENDS)
+            .map(|_| {
+                done_rx
+                    .recv_timeout(std::time::Duration::from_secs(10))
+                    .expect("callback")
+            })
+            .collect();
+        assert_eq!(order, (1..=APPENDS).map(|i| (i, true)).collect::<Vec<_>>());
+        assert_eq!(
+            store.fsync_count(),
+            1,
+            "one fsync for {APPENDS} queued appends"
+        );
+
+        // Truncation waits for queued flushes, then cuts what they wrote.
+        store.truncate_from(51).await.expect("truncate");
+        drop(store);
+        let mut store = LogStore::<TypeConfig>::open(&dir, LogOptions::default()).expect("reopen");
+        let all = store.try_get_log_entries(..).await.expect("read back");
+        assert_eq!(all.last().map(|e| e.log_id.index), Some(50));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

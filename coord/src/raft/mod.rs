@@ -45,14 +45,19 @@
 //!
 //! # fsync policy
 //!
-//! - `append`: the whole batch is one positioned write and one `fdatasync`; only then is
-//!   openraft's `LogFlushed` callback invoked (and `append` returns). A new segment also gets
-//!   its directory fsynced. So there is one fsync per `append` call, not per entry.
+//! - `append`: the whole batch is one positioned write, readable once `append` returns (as
+//!   openraft requires). The `fdatasync` runs on the store's flusher thread (`flusher.rs`),
+//!   which takes every batch queued so far, fsyncs each segment file they touched once (and
+//!   the directory after a new segment), and only then invokes their `LogFlushed` callbacks,
+//!   in order (group commit). So there is at most one fsync per `append` call, and fewer when
+//!   appends arrive faster than the disk syncs. Everything else that changes the log
+//!   (`truncate`, `purge`, `save_vote`) first waits for the queued flushes.
 //! - `save_vote`, `purge`: the value is written to `<name>.tmp`, fsynced, renamed over
 //!   `<name>`, and the directory is fsynced (two fsyncs).
 //! - `save_committed`: the same write and rename, without the fsyncs. openraft calls it on every
 //!   commit advance, and the value is only a hint for re-applying entries at startup; losing it
-//!   costs time, never safety, because the entries it names were fsynced before it was written.
+//!   costs time, never safety, because the entries it names were fsynced before it was written
+//!   (it is written by the flusher thread, behind the flushes of earlier appends).
 //!   An unreadable `committed` file is therefore ignored with a warning.
 //! - `truncate`: newer segments are unlinked newest first (then the directory is fsynced), and
 //!   the segment holding the truncation point is cut with `ftruncate` + `fdatasync`.
@@ -101,6 +106,7 @@
 
 mod crc;
 mod error;
+mod flusher;
 mod log_store;
 mod meta;
 pub mod network;
@@ -113,7 +119,9 @@ mod state_machine;
 pub mod types;
 
 pub use error::{Corruption, LogError};
-pub use log_store::{LogOptions, LogStore};
+pub use log_store::{
+    FSYNC_BUCKETS, FSYNC_LATENCY, FsyncCounter, FsyncHistogram, LogOptions, LogStore,
+};
 pub use reader::LogReader;
 pub use snapshot::SnapshotFileError;
 pub use state_machine::{SmEvent, ZnodeStore};

@@ -53,10 +53,17 @@ pub(super) fn config(id: u64, addr: SocketAddr, dir: &Path) -> CoordConfig {
     c
 }
 
+/// Adjusts a node's config (id, config) at every start and restart.
+type Tune = Box<dyn Fn(u64, &mut CoordConfig) + Send + Sync>;
+
 pub(super) struct Cluster {
     pub(super) nodes: BTreeMap<u64, Option<CoordNode>>,
+    /// Where each node's peer server listens.
     pub(super) addrs: BTreeMap<u64, SocketAddr>,
     dirs: BTreeMap<u64, TempDir>,
+    /// Bound by [`Cluster::bind`], taken by [`Cluster::launch`].
+    listeners: BTreeMap<u64, TcpListener>,
+    tune: Tune,
 }
 
 impl Cluster {
@@ -69,32 +76,51 @@ impl Cluster {
     pub(super) async fn start_with(
         tag: &str,
         n: u64,
-        tune: impl Fn(u64, &mut CoordConfig),
+        tune: impl Fn(u64, &mut CoordConfig) + Send + Sync + 'static,
     ) -> Cluster {
+        let mut cluster = Cluster::bind(tag, n).await;
+        cluster.retune(tune);
+        cluster.launch().await;
+        cluster
+    }
+
+    /// Binds the peer ports of voters `1..=n` and creates their data directories without
+    /// starting anything, so that the addresses are known before any node runs.
+    pub(super) async fn bind(tag: &str, n: u64) -> Cluster {
         let mut listeners = BTreeMap::new();
         for id in 1..=n {
             let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             listeners.insert(id, l);
         }
-        let addrs: BTreeMap<u64, SocketAddr> = listeners
+        let addrs = listeners
             .iter()
             .map(|(id, l)| (*id, l.local_addr().expect("local addr")))
             .collect();
-        let mut cluster = Cluster {
+        let dirs = (1..=n)
+            .map(|id| (id, TempDir::new(&format!("{tag}-{id}"))))
+            .collect();
+        Cluster {
             nodes: BTreeMap::new(),
             addrs,
-            dirs: BTreeMap::new(),
-        };
-        for (id, listener) in listeners {
-            cluster
-                .dirs
-                .insert(id, TempDir::new(&format!("{tag}-{id}")));
-            let mut c = cluster.config(id);
-            tune(id, &mut c);
-            let node = CoordNode::start_on(c, listener).await.expect("start node");
-            cluster.nodes.insert(id, Some(node));
+            dirs,
+            listeners,
+            tune: Box::new(|_, _| {}),
         }
-        cluster
+    }
+
+    /// Sets how [`Cluster::config`] adjusts each node's config from now on (restarts too).
+    pub(super) fn retune(&mut self, tune: impl Fn(u64, &mut CoordConfig) + Send + Sync + 'static) {
+        self.tune = Box::new(tune);
+    }
+
+    /// Starts every node bound by [`Cluster::bind`].
+    pub(super) async fn launch(&mut self) {
+        for (id, listener) in std::mem::take(&mut self.listeners) {
+            let node = CoordNode::start_on(self.config(id), listener)
+                .await
+                .expect("start node");
+            self.nodes.insert(id, Some(node));
+        }
     }
 
     pub(super) fn config(&self, id: u64) -> CoordConfig {
@@ -105,6 +131,7 @@ impl Cluster {
             .filter(|(id, _)| **id <= 3)
             .map(|(id, a)| (*id, a.to_string()))
             .collect();
+        (self.tune)(id, &mut c);
         c
     }
 

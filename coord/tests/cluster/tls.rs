@@ -41,8 +41,9 @@ async fn a_cluster_runs_over_mutual_tls_and_refuses_strangers() {
     bounded("tls test", Duration::from_secs(30), async {
         let certs = TempDir::new("pki");
         let configs = pki(certs.path(), &["n1", "n2", "n3"]);
-        let cluster = Cluster::start_with("tls", 3, |id, c| {
-            c.tls = Some(configs[(id - 1) as usize].clone());
+        let per_node = configs.clone();
+        let cluster = Cluster::start_with("tls", 3, move |id, c| {
+            c.tls = Some(per_node[(id - 1) as usize].clone());
         })
         .await;
         let leader = cluster.leader(Duration::from_secs(5)).await;

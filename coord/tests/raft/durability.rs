@@ -318,3 +318,24 @@ async fn concurrent_readers_see_consistent_runs() {
     let reads = reading.await.expect("reader task");
     assert!(reads > 0);
 }
+
+#[tokio::test]
+async fn every_appended_batch_is_one_timed_fsync() {
+    let dir = TempDir::new("fsync-histogram");
+    let mut store = open(&dir, LogOptions::default());
+    let (_, before, sum_before) = vigil_coord::raft::FSYNC_LATENCY.snapshot();
+    // 25 entries in batches of 10: three appends, three fsyncs.
+    append_range(&mut store, 1, 1..26, 10).await;
+    let (buckets, after, sum_after) = vigil_coord::raft::FSYNC_LATENCY.snapshot();
+    // Other tests in this binary append concurrently: at least ours were counted.
+    assert!(after >= before + 3, "{before} -> {after}");
+    assert!(sum_after > sum_before, "fsyncs take time");
+    assert_eq!(buckets.len(), vigil_coord::raft::FSYNC_BUCKETS.len());
+    assert!(
+        buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "bounds ascend and counts are cumulative: {buckets:?}"
+    );
+    assert!(buckets.last().is_some_and(|(_, n)| *n <= after));
+}

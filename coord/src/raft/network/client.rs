@@ -10,11 +10,12 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
 use super::frame;
@@ -93,6 +94,7 @@ struct Link {
 pub struct PeerClient {
     addr: String,
     tls: Option<PeerTls>,
+    source: Option<IpAddr>,
     next_id: AtomicU64,
     link: tokio::sync::Mutex<Link>,
 }
@@ -104,9 +106,19 @@ impl PeerClient {
         PeerClient {
             addr,
             tls,
+            source: None,
             next_id: AtomicU64::new(1),
             link: tokio::sync::Mutex::new(Link::default()),
         }
+    }
+
+    /// Connects from `source` (the kernel picks the port) instead of the address the routing
+    /// table prefers: on a multi-homed host this keeps peer traffic on the cluster network,
+    /// and on loopback it tells peers (or a fault-injecting proxy) apart by source address.
+    #[must_use]
+    pub fn bound_to(mut self, source: Option<IpAddr>) -> PeerClient {
+        self.source = source;
+        self
     }
 
     /// The peer's address.
@@ -185,7 +197,10 @@ impl PeerClient {
             });
         }
         let connect = async {
-            let stream = TcpStream::connect(&self.addr).await?;
+            let stream = match self.source {
+                None => TcpStream::connect(&self.addr).await?,
+                Some(source) => connect_from(source, &self.addr).await?,
+            };
             // Raft messages are small and latency-bound.
             stream.set_nodelay(true)?;
             tls::connect(stream, self.tls.as_ref(), &self.addr).await
@@ -241,4 +256,31 @@ impl PeerClient {
             reason,
         }
     }
+}
+
+/// Connects to `addr` (`host:port`) from `source`, trying each resolved address of `source`'s
+/// family in turn.
+async fn connect_from(source: IpAddr, addr: &str) -> io::Result<TcpStream> {
+    let mut last = None;
+    for target in tokio::net::lookup_host(addr).await? {
+        if target.is_ipv4() != source.is_ipv4() {
+            continue;
+        }
+        let socket = if source.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind((source, 0).into())?;
+        match socket.connect(target).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("{addr} has no address of the family of {source}"),
+        )
+    }))
 }

@@ -37,6 +37,20 @@ pub enum PeerRequest {
     /// A follower asks the leader for a read index (the index every linearizable read must
     /// wait for, confirmed by a quorum).
     ReadIndex,
+    /// What Raft state the receiver holds: a node about to bootstrap a cluster asks its peers
+    /// first, so that it never starts a second cluster beside an existing one.
+    Probe,
+}
+
+/// The answer to [`PeerRequest::Probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProbe {
+    /// The node has voted or holds log entries: it is (or was) a member of a cluster.
+    pub initialized: bool,
+    /// Its current term.
+    pub term: u64,
+    /// The leader it follows, if any.
+    pub leader: Option<NodeId>,
 }
 
 /// Why a forwarded request failed at the leader.
@@ -71,6 +85,8 @@ pub enum PeerResponse {
     Heartbeat(Result<(), ForwardError>),
     /// See [`PeerRequest::ReadIndex`].
     ReadIndex(Result<u64, ForwardError>),
+    /// See [`PeerRequest::Probe`].
+    Probe(PeerProbe),
     /// The request could not be decoded or handled at all.
     Refused(String),
 }

@@ -33,7 +33,7 @@ use openraft::raft::{
 
 pub use self::client::{CallError, PeerClient};
 pub use self::frame::MAX_FRAME;
-pub use self::message::{ForwardError, PeerRequest, PeerResponse};
+pub use self::message::{ForwardError, PeerProbe, PeerRequest, PeerResponse};
 pub use self::server::{PeerHandler, serve};
 pub use self::tls::{PeerTls, TlsConfig, TlsError};
 use super::types::typ::{RaftError, RpcError};
@@ -44,6 +44,7 @@ use super::types::{Node, NodeId, TypeConfig};
 pub struct Peers {
     clients: Arc<Mutex<HashMap<NodeId, Arc<PeerClient>>>>,
     tls: Option<PeerTls>,
+    source: Option<std::net::IpAddr>,
 }
 
 impl Peers {
@@ -52,7 +53,15 @@ impl Peers {
         Peers {
             clients: Arc::default(),
             tls,
+            source: None,
         }
+    }
+
+    /// Every client connects from `source` (see [`PeerClient::bound_to`]).
+    #[must_use]
+    pub fn bound_to(mut self, source: Option<std::net::IpAddr>) -> Peers {
+        self.source = source;
+        self
     }
 
     /// The client of peer `id` at `addr`; a changed address gets a new client.
@@ -61,7 +70,9 @@ impl Peers {
         match clients.get(&id) {
             Some(c) if c.addr() == addr => Arc::clone(c),
             _ => {
-                let c = Arc::new(PeerClient::new(addr.to_owned(), self.tls.clone()));
+                let c = Arc::new(
+                    PeerClient::new(addr.to_owned(), self.tls.clone()).bound_to(self.source),
+                );
                 clients.insert(id, Arc::clone(&c));
                 c
             }
