@@ -1,11 +1,13 @@
 //! A set of member processes that can be started, stopped and restarted on the same data.
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, pin::Pin, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
 
 use crate::{
     error::{BenchError, Result},
     process::{Member, ScratchDir},
-    target::Client,
+    target::{Client, Target},
 };
 
 /// How to (re)start one member.
@@ -129,3 +131,77 @@ where
 
 /// Key every target creates at setup, so a linearizable read of it succeeds once serving.
 pub const PROBE_KEY: &str = "/vb";
+
+/// Opens a client to the member serving clients at the given address.
+pub type Connect = Arc<
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Box<dyn Client>>> + Send>> + Send + Sync,
+>;
+
+/// A [`Target`] whose members are child processes: ZooKeeper, etcd and vigil alike. They
+/// differ only in how members are started (their [`MemberSpec`]s) and how clients connect.
+pub struct ProcessTarget {
+    name: &'static str,
+    cluster: Cluster,
+    /// Client address of each member.
+    addrs: Vec<String>,
+    connect: Connect,
+}
+
+impl ProcessTarget {
+    /// Starts the members and waits up to `deadline` until `ready_key` reads linearizably.
+    pub async fn start(
+        name: &'static str,
+        specs: Vec<MemberSpec>,
+        dir: ScratchDir,
+        addrs: Vec<String>,
+        connect: Connect,
+        (deadline, ready_key): (Duration, &str),
+    ) -> Result<Self> {
+        let mut target = Self {
+            name,
+            cluster: Cluster::start(specs, dir)?,
+            addrs,
+            connect,
+        };
+        target.wait(deadline, ready_key).await?;
+        Ok(target)
+    }
+
+    async fn wait(&mut self, deadline: Duration, key: &str) -> Result<Duration> {
+        let (addrs, connect) = (self.addrs.clone(), Arc::clone(&self.connect));
+        wait_serving(&mut self.cluster, addrs.len(), deadline, key, |m| {
+            connect(addrs[m].clone())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Target for ProcessTarget {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn members(&self) -> usize {
+        self.addrs.len()
+    }
+
+    async fn client(&self, member: usize) -> Result<Box<dyn Client>> {
+        (self.connect)(self.addrs[member % self.addrs.len()].clone()).await
+    }
+
+    fn rss_of_members(&mut self) -> Result<Vec<u64>> {
+        self.cluster.check_alive()?;
+        self.cluster.rss()
+    }
+
+    async fn restart_all(&mut self) -> Result<Duration> {
+        self.cluster.stop_all(Duration::from_secs(30)).await?;
+        self.cluster.restart()?;
+        self.wait(Duration::from_mins(5), PROBE_KEY).await
+    }
+
+    async fn shutdown(&mut self) -> Result<()> {
+        self.cluster.stop_all(Duration::from_secs(10)).await
+    }
+}

@@ -37,6 +37,14 @@ pub enum BenchError {
         /// Status or decoding problem.
         detail: String,
     },
+    /// vigil's `/v1` API answered with an error, or could not be reached.
+    #[error("vigil {op}: {detail}")]
+    Vigil {
+        /// Operation name.
+        op: &'static str,
+        /// The client's error.
+        detail: String,
+    },
     /// A deadline passed.
     #[error("timed out: {0}")]
     Timeout(String),

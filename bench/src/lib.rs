@@ -8,15 +8,17 @@
 //! - [`load`]: the load shapes (closed-loop writes/reads, watch fan-out, bulk create).
 //! - [`hist`]: exact latency percentiles.
 //! - [`failover`]: the VRRP failover benchmark (`vigil-failover`), vigild against keepalived.
+//! - [`checker`]: the health-checker scale benchmark (`vigil-checkbench`).
+//! - [`procstat`]: CPU time and resident memory of a daemon's process group.
 //! - [`zk`]: ZooKeeper ensemble management and a minimal jute wire-protocol client.
 //! - [`etcd`]: etcd cluster management and a v3 JSON-gateway client.
+//! - [`vigil`]: vigil's coordination members (`vigil-bench coord-member`) and a `/v1` client.
 //! - [`cluster`], [`process`]: member processes, scratch dirs, readiness probing.
 //! - [`run`]: the phase sequence per target and the machine facts.
 //! - [`report`]: the comparison table and the JSON record.
 //! - [`error`]: the error type.
-//!
-//! vigil joins as one more `Target` once its `/v1` API is served by vigild.
 
+pub mod checker;
 pub mod cluster;
 pub mod error;
 pub mod etcd;
@@ -24,7 +26,9 @@ pub mod failover;
 pub mod hist;
 pub mod load;
 pub mod process;
+pub mod procstat;
 pub mod report;
 pub mod run;
 pub mod target;
+pub mod vigil;
 pub mod zk;

@@ -20,5 +20,7 @@ pub mod spec;
 
 pub use health::{Health, Transition};
 pub use probe::{Prepared, ProbeOutcome, probe};
-pub use scheduler::{CheckEvent, CheckId, CheckStatus, Scheduler, SchedulerConfig};
+pub use scheduler::{
+    AttemptObserver, CheckEvent, CheckId, CheckStatus, Scheduler, SchedulerConfig,
+};
 pub use spec::{CheckKind, CheckSpec, Digest, HttpCheck, Source, Timing};

@@ -79,6 +79,10 @@ impl Default for SchedulerConfig {
     }
 }
 
+/// Sees every finished attempt (its check kind and outcome), e.g. to feed a latency histogram.
+/// It runs on the scheduler task, so it must be cheap and must not block.
+pub type AttemptObserver = Arc<dyn Fn(&'static str, &ProbeOutcome) + Send + Sync>;
+
 /// Handle to a running scheduler; cheap to clone. Dropping every handle stops the scheduler.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
@@ -110,8 +114,20 @@ enum Command {
 impl Scheduler {
     /// Starts the scheduler task on the current runtime; events go to `events`.
     pub fn spawn(config: SchedulerConfig, events: mpsc::UnboundedSender<CheckEvent>) -> Self {
+        Self::spawn_observed(config, events, None)
+    }
+
+    /// [`spawn`](Self::spawn), with `observer` told about every finished attempt (retries
+    /// included; attempts of a replaced or removed check are not).
+    pub fn spawn_observed(
+        config: SchedulerConfig,
+        events: mpsc::UnboundedSender<CheckEvent>,
+        observer: Option<AttemptObserver>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(Core::new(config, events).run(rx));
+        let mut core = Core::new(config, events);
+        core.observer = observer;
+        tokio::spawn(core.run(rx));
         Scheduler { tx }
     }
 
@@ -162,6 +178,7 @@ struct Core {
     in_flight: FuturesUnordered<Attempt>,
     rng: SplitMix64,
     seq: u16,
+    observer: Option<AttemptObserver>,
 }
 
 impl Core {
@@ -175,6 +192,7 @@ impl Core {
             in_flight: FuturesUnordered::new(),
             rng: SplitMix64(config.seed),
             seq: 0,
+            observer: None,
         }
     }
 
@@ -298,6 +316,9 @@ impl Core {
         };
         if entry.generation != generation {
             return;
+        }
+        if let Some(observe) = &self.observer {
+            observe(entry.spec.kind.name(), &outcome);
         }
         let timing = entry.spec.timing;
         if !outcome.ok && entry.attempt < timing.retries {

@@ -20,6 +20,12 @@ pub enum Control {
         /// Where to send the outcome; `None` for signals, which only log it.
         reply: Option<oneshot::Sender<ReloadReport>>,
     },
+    /// The shared config fragments in the coordination tree changed (or were read at start):
+    /// merge them into the base config and apply the result like a reload.
+    Fragments {
+        /// Every current fragment, sorted by name.
+        fragments: Vec<crate::shared_config::Fragment>,
+    },
     /// Stop gracefully.
     Shutdown,
 }

@@ -16,6 +16,8 @@ pub const UNAVAILABLE: u8 = 69;
 pub const SOFTWARE: u8 = 70;
 /// An operating-system error: cannot bind a socket, install signal handlers, start the runtime.
 pub const OSERR: u8 = 71;
+/// Try again: e.g. a shared-config change lost a race with another one and wrote nothing.
+pub const TEMPFAIL: u8 = 75;
 /// The peer answered something that is not the vigil API.
 pub const PROTOCOL: u8 = 76;
 /// Not authorised: missing or wrong API token.

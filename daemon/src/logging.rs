@@ -24,7 +24,9 @@ pub enum LoggingError {
 
 /// Installs the global subscriber.
 ///
-/// `level` (the `--log-level` flag) wins over `RUST_LOG`, which wins over `info`.
+/// `level` (the `--log-level` flag) wins over `RUST_LOG`, which wins over `info`. At `info`,
+/// openraft logs only warnings: it logs several lines per election and per membership change at
+/// `info`, which drowns vigild's own lines; `RUST_LOG=info,openraft=info` brings them back.
 pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), LoggingError> {
     let filter = filter(level, std::env::var("RUST_LOG").ok().as_deref())?;
     let builder = tracing_subscriber::fmt()
@@ -44,9 +46,16 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), LoggingError> 
     result.map_err(|_| LoggingError::AlreadyInstalled)
 }
 
+/// The directive used when none is given, or when the one given is the bare level `info`.
+const QUIET_INFO: &str = "info,openraft=warn";
+
 /// Picks and parses the filter directive.
 fn filter(level: Option<&str>, rust_log: Option<&str>) -> Result<EnvFilter, LoggingError> {
-    let directive = level.or(rust_log).unwrap_or("info");
+    let directive = match level.or(rust_log) {
+        None => QUIET_INFO,
+        Some(d) if d.trim().eq_ignore_ascii_case("info") => QUIET_INFO,
+        Some(d) => d,
+    };
     EnvFilter::try_new(directive).map_err(|source| LoggingError::Filter {
         filter: directive.to_owned(),
         source,
@@ -64,7 +73,17 @@ mod tests {
         let f = filter(None, Some("warn")).unwrap();
         assert_eq!(f.to_string(), "warn");
         let f = filter(None, None).unwrap();
-        assert_eq!(f.to_string(), "info");
+        assert_eq!(f.to_string(), "openraft=warn,info");
+    }
+
+    #[test]
+    fn openraft_is_quiet_at_info_unless_asked_for() {
+        let f = filter(Some("info"), None).unwrap();
+        assert!(f.to_string().contains("openraft=warn"), "{f}");
+        let f = filter(None, Some("info,openraft=info")).unwrap();
+        assert!(f.to_string().contains("openraft=info"), "{f}");
+        let f = filter(Some("debug"), None).unwrap();
+        assert_eq!(f.to_string(), "debug");
     }
 
     #[test]

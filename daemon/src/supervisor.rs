@@ -10,8 +10,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -19,14 +19,31 @@ use vigil_conf::Config;
 
 use crate::api::{self, ApiState, auth::ApiToken, auth::TokenError};
 use crate::control::{self, Control, ControlReceiver, ControlSender};
+use crate::coord::{CoordRuntime, CoordStartError};
 use crate::exit;
+use crate::fence::{FenceRuntime, FenceSettings};
 use crate::lb::{LbError, LbOptions, LbRuntime};
-use crate::notify::{self, Watchdog};
+use crate::metrics::CoordMetrics;
+use crate::notify::{self, StatusLimiter, Watchdog};
 use crate::reload::{ReloadOutcome, ReloadReport};
-use crate::vrrp::{VrrpError, VrrpRuntime};
+use crate::shared_config::{self, Fragment, SharedConfig};
+use crate::vrrp::{VrrpError, VrrpRuntime, VrrpView};
+use crate::watchdog::{self, Beacon, Watched};
 
 /// How long open API requests may take to finish once shutdown starts.
 const API_DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// How often the `STATUS=` summary is recomputed (it is sent only when it changed).
+const STATUS_POLL: Duration = Duration::from_secs(1);
+
+/// What the supervisor needs from a coordination node for metrics, `STATUS=` and the watchdog.
+#[derive(Debug, Clone)]
+struct CoordHooks {
+    /// The node's metrics (`vigil_raft_*`, `vigil_coord_*`) and role for the summary.
+    metrics: Arc<dyn CoordMetrics>,
+    /// Beaten while the node's Raft core answers; the watchdog withholds pings when it stops.
+    liveness: Beacon,
+}
 
 /// The daemon's state as the rest of the process sees it; replaced whole on each change.
 #[derive(Debug, Clone)]
@@ -64,6 +81,9 @@ pub enum RunError {
     /// The VRRP instances cannot be started (e.g. `script_user` is unknown).
     #[error("cannot start VRRP: {0}")]
     Vrrp(#[from] VrrpError),
+    /// The coordination node cannot be started (`[cluster]`).
+    #[error(transparent)]
+    Coord(#[from] CoordStartError),
 }
 
 impl RunError {
@@ -72,6 +92,7 @@ impl RunError {
         match self {
             Self::Token(_) | Self::Lb(_) | Self::Vrrp(_) => exit::CONFIG,
             Self::Bind { .. } | Self::Signals(_) => exit::OSERR,
+            Self::Coord(error) => error.exit_code(),
         }
     }
 }
@@ -100,14 +121,23 @@ pub struct Supervisor {
     lb: Option<LbRuntime>,
     /// VRRP instances; started by [`Supervisor::run`], stopped before the LVS runtime.
     vrrp: Option<VrrpRuntime>,
+    /// Beaten by the control loop; excused while a reload runs.
+    liveness: Beacon,
+    /// The last `STATUS=` line and when it went out.
+    status_line: Arc<Mutex<StatusLimiter>>,
+    /// The config file without fragments, and the shared-config fragments in force; the
+    /// snapshot's config is the two merged.
+    shared: SharedConfig,
 }
 
 impl Supervisor {
     /// A supervisor for `initial`, read from `config_path`; reads the API token file.
     pub fn new(config_path: PathBuf, initial: Config) -> Result<Self, RunError> {
         let token = load_token(&initial)?;
+        let initial = Arc::new(initial);
+        let shared = SharedConfig::new(Arc::clone(&initial));
         let snapshot = Snapshot {
-            config: Arc::new(initial),
+            config: initial,
             generation: 1,
             token,
             last_reload: None,
@@ -120,6 +150,9 @@ impl Supervisor {
             control_rx,
             lb: None,
             vrrp: None,
+            liveness: Beacon::new(),
+            status_line: Arc::new(Mutex::new(StatusLimiter::new(notify::STATUS_MIN_GAP))),
+            shared,
         })
     }
 
@@ -140,9 +173,30 @@ impl Supervisor {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| RunError::Bind { addr, source })?;
+        // The coordination node starts first, so that VRRP (quorum fencing) can use it from
+        // its first advert; it stops last. Reach it as `coord.as_ref().map(CoordRuntime::node)`.
+        let coord = match &current.config.cluster {
+            Some(cluster) => Some(CoordRuntime::start(cluster, self.snapshot.subscribe()).await?),
+            None => None,
+        };
         let lb = LbRuntime::start(&current.config, LbOptions::netlink())?;
         self.lb = Some(lb.clone());
-        let vrrp = VrrpRuntime::start(&current.config)?;
+        // Quorum fencing of `fencing = "quorum"` VIPs, on the coordination node. Without it
+        // (netlink unavailable) fenced instances stay in fault: safe, and logged.
+        let fence = match (&coord, &current.config.cluster) {
+            (Some(coord), Some(cluster)) => {
+                let settings = FenceSettings::new(
+                    current.config.global.node_name.clone(),
+                    cluster.session_timeout,
+                );
+                FenceRuntime::start(coord.node().clone(), settings)
+                    .inspect_err(|error| tracing::error!(%error, "cannot start quorum fencing"))
+                    .ok()
+            }
+            _ => None,
+        };
+        let vrrp =
+            VrrpRuntime::start_fenced(&current.config, fence.as_ref().map(FenceRuntime::handle))?;
         // Check-group health feeds VRRP `track_groups`.
         let mut groups = lb.watch_groups();
         let states = groups.borrow_and_update().clone();
@@ -154,6 +208,73 @@ impl Supervisor {
         )
         .with_lb(lb.clone())
         .with_vrrp(vrrp.view());
+        let api_state = match &coord {
+            Some(coord) => api_state
+                .with_coord_runtime(coord.clone())
+                .with_shared_config(self.shared.clone()),
+            None => api_state,
+        };
+        let api_state = match current
+            .config
+            .cluster
+            .as_ref()
+            .map(|c| crate::members::status_client(c.client_listen, current.token.as_ref()))
+        {
+            Some(Ok(client)) => api_state.with_members(client),
+            Some(Err(error)) => {
+                tracing::error!(%error, "status will not show the cluster's nodes");
+                api_state
+            }
+            None => api_state,
+        };
+        // Fragments under /vigil/config, applied live (see `shared_config`).
+        let fragment_watcher = coord
+            .as_ref()
+            .map(|c| shared_config::watcher::spawn(c.node().clone(), self.control_tx.clone()));
+        let mut watched = Watched::new()
+            .with("supervisor", self.liveness.clone())
+            .with_vrrp(vrrp.view());
+        let coord_hooks = coord.as_ref().map(|c| CoordHooks {
+            metrics: Arc::new(c.node().clone()),
+            liveness: Beacon::new(),
+        });
+        let api_state = match &coord_hooks {
+            Some(hooks) => {
+                watched = watched.with("coordination node", hooks.liveness.clone());
+                api_state.with_coord(Arc::clone(&hooks.metrics))
+            }
+            None => api_state,
+        }
+        .with_liveness(watched.clone());
+        let coord_probe = coord.as_ref().zip(coord_hooks.as_ref()).map(|(c, hooks)| {
+            tokio::spawn(crate::metrics::node::probe_liveness(
+                c.node().clone(),
+                hooks.liveness.clone(),
+            ))
+        });
+        // This node's record under /vigil/members and /vigil/nodes, for every node's status.
+        let members = current.config.cluster.as_ref().map(|cluster| {
+            crate::members::Publisher {
+                identity: crate::members::NodeRecord {
+                    node: current.config.global.node_name.clone(),
+                    node_id: cluster.node_id,
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    witness: cluster.witness,
+                    vrrp: Vec::new(),
+                    lvs: None,
+                },
+                api: crate::members::local_address(cluster.client_listen).to_string(),
+                token: current
+                    .token
+                    .as_ref()
+                    .map(|t| String::from_utf8_lossy(t.as_bytes()).into_owned()),
+                session_timeout: cluster.session_timeout,
+                vrrp: Some(vrrp.view()),
+                lb: Some(lb.clone()),
+            }
+            .spawn()
+        });
+        let mut summarize = status_summarizer(vrrp.view(), lb.clone(), coord_hooks);
         self.vrrp = Some(vrrp);
         let (stop_api, api_stopped) = oneshot::channel::<()>();
         let api = tokio::spawn(api::serve(listener, api_state, async {
@@ -167,10 +288,20 @@ impl Supervisor {
             generation = current.generation,
             "vigild ready"
         );
-        notify::ready("running");
-
-        let watchdog = Watchdog::from_env();
-        let mut watchdog_tick = watchdog.interval().map(tokio::time::interval);
+        let summary = summarize().await;
+        notify::ready(&summary);
+        self.status_lock().sent(Instant::now(), summary);
+        let watchdog = tokio::spawn(watchdog::run(Watchdog::from_env(), watched));
+        let status_reporter = notify::enabled().then(|| {
+            tokio::spawn(notify::report_status(
+                summarize,
+                Arc::clone(&self.status_line),
+                STATUS_POLL,
+            ))
+        });
+        // Proves to the watchdog that this loop keeps coming round.
+        let mut heartbeat = tokio::time::interval(watchdog::BEAT_EVERY);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -183,9 +314,10 @@ impl Supervisor {
                             let _ = reply.send(report);
                         }
                     }
+                    Some(Control::Fragments { fragments }) => self.apply_fragments(fragments).await,
                     Some(Control::Shutdown) | None => break,
                 },
-                () = tick(watchdog_tick.as_mut()) => watchdog.ping(),
+                _ = heartbeat.tick() => self.liveness.beat(),
                 Ok(()) = groups.changed() => {
                     let states = groups.borrow_and_update().clone();
                     if let Some(vrrp) = &self.vrrp {
@@ -195,6 +327,16 @@ impl Supervisor {
             }
         }
 
+        // No pings while stopping: TimeoutStopSec= bounds the stop, not the watchdog.
+        watchdog.abort();
+        for task in status_reporter
+            .into_iter()
+            .chain(coord_probe)
+            .chain(members)
+            .chain(fragment_watcher)
+        {
+            task.abort();
+        }
         notify::stopping();
         tracing::info!("vigild stopping");
         let _ = stop_api.send(());
@@ -208,62 +350,46 @@ impl Supervisor {
         if let Some(vrrp) = self.vrrp.take() {
             vrrp.shutdown(crate::vrrp::DEFAULT_STOP_LIMIT).await;
         }
+        // Fenced VIPs are gone by now; closing the session frees the owner znodes at once.
+        if let Some(fence) = fence {
+            fence.shutdown().await;
+        }
         // Stops the checks; the IPVS services stay or go as each one's omega says.
         lb.shutdown().await;
+        // Last: VIP owners keep their claims in the tree until VRRP has let go of the VIPs.
+        if let Some(coord) = &coord {
+            coord.shutdown().await;
+        }
         tracing::info!("vigild stopped");
         Ok(())
     }
 
     /// Re-reads the config file; swaps it in when valid, keeps the old one otherwise.
     async fn reload(&mut self) -> ReloadReport {
+        // Stopping and starting VRRP units takes seconds; the watchdog excuses that, up to a limit.
+        let _busy = self.liveness.busy();
         notify::reloading();
         let path = self.config_path.clone();
         // Parsing and reading files block; keep them off the runtime's workers.
         let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
         let current = self.snapshot.borrow().clone();
-        let loaded = match (loaded, &self.lb) {
-            // A config the checks cannot use (unknown script_user, unreadable CA file) is
-            // refused like an invalid one, and the old one keeps running.
-            (Ok(Ok((config, token))), Some(lb)) => match lb.apply(&config).await {
-                Ok(summary) => {
-                    tracing::info!(
-                        added = summary.added,
-                        removed = summary.removed,
-                        changed = summary.changed,
-                        unchanged = summary.unchanged,
-                        "virtual servers reloaded"
-                    );
-                    Ok(Ok((config, token)))
-                }
-                Err(error) => Ok(Err(vec![error.to_string()])),
+        // The new file is merged with the shared-config fragments in force; a file they no
+        // longer fit is refused like an invalid one.
+        let fragments = self.shared.fragments();
+        let loaded = match loaded {
+            Ok(Ok((base, token))) => match shared_config::merge(&base, &fragments) {
+                Ok(config) => match self.apply_runtimes(&config).await {
+                    Ok(()) => Ok(Ok((base, config, token))),
+                    Err(errors) => Ok(Err(errors)),
+                },
+                Err(errors) => Ok(Err(errors)),
             },
-            (other, _) => other,
-        };
-        // VRRP by diff: unchanged instances keep running untouched (see `VrrpRuntime::apply`).
-        let loaded = match (loaded, self.vrrp.as_mut()) {
-            (Ok(Ok((config, token))), Some(vrrp)) => match vrrp.apply(&config).await {
-                Ok(summary) => {
-                    tracing::info!(
-                        started = ?summary.started,
-                        stopped = ?summary.stopped,
-                        restarted = ?summary.restarted,
-                        updated = ?summary.updated,
-                        unchanged = summary.unchanged.len(),
-                        "VRRP instances reloaded"
-                    );
-                    // Restarted units assume their groups up until told otherwise.
-                    if let Some(lb) = &self.lb {
-                        let states = lb.watch_groups().borrow().clone();
-                        vrrp.set_groups(&states).await;
-                    }
-                    Ok(Ok((config, token)))
-                }
-                Err(error) => Ok(Err(vec![error.to_string()])),
-            },
-            (other, _) => other,
+            Ok(Err(errors)) => Ok(Err(errors)),
+            Err(join_error) => Err(join_error),
         };
         let (outcome, next) = match loaded {
-            Ok(Ok((config, token))) => {
+            Ok(Ok((base, config, token))) => {
+                self.shared.set_base(Arc::new(base));
                 let generation = current.generation + 1;
                 let outcome = ReloadOutcome::Applied {
                     generation,
@@ -303,18 +429,105 @@ impl Supervisor {
             last_reload: Some(report.clone()),
             ..next
         }));
-        notify::ready("running");
+        let summary = self.status_lock().last().unwrap_or("running").to_owned();
+        notify::ready(&summary);
         report
+    }
+
+    /// Applies `config` to the LVS and VRRP runtimes, by diff (the path reloads and
+    /// shared-config changes share). A config the checks cannot use (unknown script_user,
+    /// unreadable CA file) is refused like an invalid one, and the old one keeps running.
+    async fn apply_runtimes(&mut self, config: &Config) -> Result<(), Vec<String>> {
+        if let Some(lb) = &self.lb {
+            let summary = lb.apply(config).await.map_err(|e| vec![e.to_string()])?;
+            tracing::info!(
+                added = summary.added,
+                removed = summary.removed,
+                changed = summary.changed,
+                unchanged = summary.unchanged,
+                "virtual servers reloaded"
+            );
+        }
+        // VRRP by diff: unchanged instances keep running untouched, priority and tracking-weight
+        // changes apply in place (see `VrrpRuntime::apply`).
+        if let Some(vrrp) = self.vrrp.as_mut() {
+            let summary = vrrp.apply(config).await.map_err(|e| vec![e.to_string()])?;
+            tracing::info!(
+                started = ?summary.started,
+                stopped = ?summary.stopped,
+                restarted = ?summary.restarted,
+                updated = ?summary.updated,
+                unchanged = summary.unchanged.len(),
+                "VRRP instances reloaded"
+            );
+            // Restarted units assume their groups up until told otherwise.
+            if let Some(lb) = &self.lb {
+                let states = lb.watch_groups().borrow().clone();
+                vrrp.set_groups(&states).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges a new set of shared-config fragments into the base config and applies it; a set
+    /// that does not merge (or apply) on this node is logged and changes nothing.
+    async fn apply_fragments(&mut self, fragments: Vec<Fragment>) {
+        let _busy = self.liveness.busy();
+        let names: Vec<String> = fragments
+            .iter()
+            .map(|f| format!("{}@{}", f.name, f.version))
+            .collect();
+        let current = self.snapshot.borrow().clone();
+        let result = match shared_config::merge(&self.shared.base(), &fragments) {
+            Ok(config) if config == *current.config => Ok(None),
+            Ok(config) => self.apply_runtimes(&config).await.map(|()| Some(config)),
+            Err(errors) => Err(errors),
+        };
+        match result {
+            Ok(config) => {
+                let mut generation = current.generation;
+                if let Some(config) = config {
+                    generation += 1;
+                    self.snapshot.send_replace(Arc::new(Snapshot {
+                        config: Arc::new(config),
+                        generation,
+                        ..Snapshot::clone(&current)
+                    }));
+                }
+                tracing::info!(fragments = ?names, generation, "shared config applied");
+                self.shared.applied(fragments);
+            }
+            Err(errors) => {
+                tracing::error!(
+                    fragments = ?names,
+                    errors = %errors.join("; "),
+                    "shared config refused on this node; the previous config keeps running"
+                );
+                self.shared.rejected(&fragments, errors);
+            }
+        }
+    }
+
+    fn status_lock(&self) -> std::sync::MutexGuard<'_, StatusLimiter> {
+        self.status_line
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Waits for the next watchdog tick, or forever when the watchdog is off.
-async fn tick(interval: Option<&mut tokio::time::Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
+/// A function computing the `STATUS=` summary from the runtimes' views.
+fn status_summarizer(
+    vrrp: VrrpView,
+    lb: LbRuntime,
+    coord: Option<CoordHooks>,
+) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = String> + Send>> + Send + 'static {
+    move || {
+        let (vrrp, lb, coord) = (vrrp.clone(), lb.clone(), coord.clone());
+        Box::pin(async move {
+            let lvs = lb.status().await.ok().map(|s| s.summary());
+            let coord = coord.map(|c| c.metrics.coord_snapshot());
+            notify::summary(&vrrp.instances(), lvs.as_ref(), coord.as_ref())
+        })
     }
 }
 
@@ -344,6 +557,10 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     }
     if old.global.log_format != new.global.log_format {
         settings.push("global.log_format".to_owned());
+    }
+    // The coordination node keeps its membership, addresses and timings until a restart.
+    if old.cluster != new.cluster {
+        settings.push("cluster".to_owned());
     }
     settings
 }

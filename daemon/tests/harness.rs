@@ -212,16 +212,37 @@ pub(crate) fn run_with_env(program: &str, args: &[&str], env: &[(&str, &str)]) -
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Drained while the child runs: output beyond the pipe buffer (completion scripts are
+    // ~60 KiB) would otherwise block the child until the deadline.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let deadline = Instant::now() + PATIENCE;
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if Instant::now() >= deadline {
             let _ = child.kill();
             panic!("{program} {args:?} did not finish in {PATIENCE:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
-    // Exited: the pipes hold all output (far below the pipe buffer size).
-    child.wait_with_output().unwrap()
+}
+
+/// Reads a child's pipe to its end on a thread.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
 }
 
 pub(crate) fn vigilctl(args: &[&str]) -> Output {

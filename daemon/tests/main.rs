@@ -11,8 +11,10 @@ mod harness;
 
 mod auth;
 mod check_config;
+mod coord;
 mod ctl;
 mod import;
 mod lifecycle;
 mod lvs;
+mod metrics;
 mod notify;

@@ -41,6 +41,11 @@
 //! - `naming.rs`: [`RunId`] and every name derived from it.
 //! - `wait.rs`: [`wait_for`] — poll a condition with a deadline.
 //! - `bins.rs`: [`workspace_binary`] — find `vigild` and friends in the target directory.
+//! - `holders/`: [`HolderRecorder`] — every add/removal of a VIP on the watched hosts over
+//!   rtnetlink, plus 5 ms dumps, on one clock; overlaps (two holders) with their durations.
+//! - `tokens.rs`: fencing tokens from `notify_master` hooks; "strictly increasing" check.
+//! - `daemons.rs`: starting vigild and keepalived in a host.
+//! - `faults/`: seeded fault schedules and their runner (`vigil-faults`).
 //! - `cmd.rs`: running `ip`, `nft` and `sysctl`.
 //! - `error.rs`: [`LabError`].
 //! - `bin/vigil-lab.rs`: the CLI behind `scripts/lab` (`up`, `down`, `gc`, `list`).
@@ -49,7 +54,10 @@
 
 mod bins;
 mod cmd;
+pub mod daemons;
 mod error;
+pub mod faults;
+pub mod holders;
 mod host;
 mod lab;
 mod naming;
@@ -58,12 +66,14 @@ mod partition;
 mod probe;
 mod process;
 mod state;
+pub mod tokens;
 mod wait;
 
 use std::io::Write;
 
 pub use bins::workspace_binary;
 pub use error::{LabError, Result};
+pub use holders::{HolderRecorder, HolderReport};
 pub use host::Host;
 pub use lab::{KEEP_LOGS_ENV, Lab};
 pub use naming::{HOST_IFACE, RunId};

@@ -36,6 +36,10 @@ fn one_master_is_elected_and_a_sigkilled_master_is_replaced_then_preempts_back()
     d2.wait_state("backup", SETTLE);
     wait_answer(&client, vip4(), "lb1", &[&d1, &d2]);
 
+    // lb2 may have been master for a moment at start (it can come up first): count from here.
+    let takeover = "vigil_vrrp_transitions_total{instance=\"vi_web\",from=\"backup\",to=\"master\",reason=\"master_down\"}";
+    let takeovers = d2.metric(takeover).unwrap_or(0.0);
+
     // A crash: no priority-0 advert, the VIP stays on the dead node; lb2 must take over after
     // Master_Down_Interval and its gratuitous ARPs must redirect the client.
     d1.process.kill().expect("SIGKILL lb1");
@@ -51,6 +55,30 @@ fn one_master_is_elected_and_a_sigkilled_master_is_replaced_then_preempts_back()
         "the takeover's reason is not in the log:\n{}",
         d2.process.log()
     );
+    // The same story in the metrics: lb2 heard lb1's adverts, took over for that reason, and
+    // now advertises itself.
+    let series = |name: &str| format!("{name}{{instance=\"vi_web\"}}");
+    assert_eq!(
+        d2.metric(takeover),
+        Some(takeovers + 1.0),
+        "{}",
+        d2.process.log()
+    );
+    assert!(
+        d2.metric(&series("vigil_vrrp_adverts_received_total"))
+            .is_some_and(|n| n > 0.0)
+    );
+    assert!(
+        d2.metric(&series("vigil_vrrp_adverts_sent_total"))
+            .is_some_and(|n| n > 0.0)
+    );
+    assert_eq!(
+        d2.metric("vigil_vrrp_state{instance=\"vi_web\",state=\"master\"}"),
+        Some(1.0)
+    );
+    // Its unit task keeps proving progress to the watchdog (it beats every 500 ms).
+    let silent = d2.metric("vigil_liveness_silent_seconds{component=\"vrrp unit vi_web\"}");
+    assert!(silent.is_some_and(|s| s < 2.0), "{silent:?}");
 
     // Restarted, lb1 first removes the leftover VIP, then preempts (higher priority).
     let d1 = Daemon::start(&lb1, &Node::new(150));

@@ -153,6 +153,23 @@ impl Daemon {
             .map(str::to_owned)
     }
 
+    /// The value of one series (name and labels, as exposed) from `vigilctl metrics`.
+    pub(crate) fn metric(&self, series: &str) -> Option<f64> {
+        let vigilctl = binary("vigilctl");
+        let out = self
+            .host
+            .run(&[
+                vigilctl.to_str()?,
+                "--config",
+                self.config.to_str()?,
+                "metrics",
+            ])
+            .ok()?;
+        out.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    }
+
     /// Waits until `vigilctl status` shows `state`.
     pub(crate) fn wait_state(&self, state: &str, timeout: Duration) {
         let ok = wait_for(&format!("{} {state}", self.host.name()), timeout, || {

@@ -1,4 +1,5 @@
-//! `vigil-bench coord`: ZooKeeper, etcd (and vigil, once wired) side by side.
+//! `vigil-bench coord`: vigil, ZooKeeper and etcd side by side. `vigil-bench coord-member` is
+//! one vigil member, started by `coord` itself.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -6,11 +7,15 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use vigil_bench::{
-    etcd::{EtcdConfig, EtcdTarget},
+    etcd::{self, EtcdConfig},
     report::{Figures, table},
     run::{Machine, Settings, run_target},
     target::Target,
-    zk::{ZkConfig, ZkTarget},
+    vigil::{
+        self, VigilConfig,
+        member::{self, MemberOpts},
+    },
+    zk::{self, ZkConfig},
 };
 
 #[derive(Parser)]
@@ -24,6 +29,24 @@ struct Cli {
 enum Cmd {
     /// Coordination services: 3-member clusters on loopback under the same load.
     Coord(CoordOpts),
+    /// One member of vigil's benchmark cluster (started by `coord`).
+    #[command(hide = true)]
+    CoordMember(MemberArgs),
+}
+
+#[derive(clap::Args)]
+struct MemberArgs {
+    #[arg(long)]
+    id: u64,
+    #[arg(long)]
+    peer: std::net::SocketAddr,
+    #[arg(long)]
+    api: std::net::SocketAddr,
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// `ID=HOST:PORT` of every initial voter.
+    #[arg(long = "member", value_parser = member::parse_member)]
+    members: Vec<(u64, String)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,14 +58,14 @@ enum Which {
 
 #[derive(clap::Args)]
 struct CoordOpts {
-    /// Real figures: 10 s phases, 1,000,000 nodes (about 8 minutes for both targets here).
+    /// Real figures: 10 s phases, 1,000,000 nodes (about 35 minutes for all three targets here).
     #[arg(long, conflicts_with = "quick")]
     full: bool,
     /// Short run (the default): 3 s phases, 100,000 nodes.
     #[arg(long)]
     quick: bool,
     /// Targets to run, in order.
-    #[arg(long, value_delimiter = ',', default_values = ["zookeeper", "etcd"])]
+    #[arg(long, value_delimiter = ',', default_values = ["vigil", "zookeeper", "etcd"])]
     targets: Vec<Which>,
     /// Override the phase length, seconds.
     #[arg(long)]
@@ -56,7 +79,8 @@ struct CoordOpts {
     /// Requests in flight while creating nodes.
     #[arg(long, default_value_t = 256)]
     create_inflight: usize,
-    /// Base of the loopback port range (ZooKeeper +181.., +881.., +981..; etcd +379.., +479..).
+    /// Base of the loopback port range (ZooKeeper +181.., +881.., +981..; etcd +379.., +479..;
+    /// vigil +581.. (API), +681.. (peers)).
     #[arg(long, default_value_t = 42000)]
     port_base: u16,
     /// ZooKeeper JVM maximum heap per member.
@@ -81,9 +105,19 @@ struct Record<'a> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cli {
-        cmd: Cmd::Coord(opts),
-    } = Cli::parse();
+    let opts = match Cli::parse().cmd {
+        Cmd::Coord(opts) => opts,
+        Cmd::CoordMember(m) => {
+            return Ok(member::run(MemberOpts {
+                id: m.id,
+                peer: m.peer,
+                api: m.api,
+                data_dir: m.data_dir,
+                members: m.members.into_iter().collect(),
+            })
+            .await?);
+        }
+    };
     // Dropping the run future on Ctrl-C kills every member (kill_on_drop) and removes the
     // scratch directories, so an interrupted run leaves nothing behind.
     tokio::select! {
@@ -102,7 +136,7 @@ async fn coord(opts: CoordOpts) -> anyhow::Result<()> {
         create_inflight: opts.create_inflight,
     };
     let machine = Machine::probe();
-    let (mut zk, mut etcd) = (None, None);
+    let (mut vigil, mut zk, mut etcd) = (None, None, None);
     for which in &opts.targets {
         match which {
             Which::Zookeeper => {
@@ -112,7 +146,7 @@ async fn coord(opts: CoordOpts) -> anyhow::Result<()> {
                     keep: opts.keep,
                 };
                 eprintln!("[zookeeper] starting 3-member ensemble");
-                let mut t = ZkTarget::start(&cfg)
+                let mut t = zk::start(&cfg)
                     .await
                     .context("start ZooKeeper (run bench/scripts/install)")?;
                 zk = Some(measure(&mut t, &settings).await);
@@ -123,24 +157,30 @@ async fn coord(opts: CoordOpts) -> anyhow::Result<()> {
                     keep: opts.keep,
                 };
                 eprintln!("[etcd] starting 3-member cluster");
-                let mut t = EtcdTarget::start(&cfg)
+                let mut t = etcd::start(&cfg)
                     .await
                     .context("start etcd (run bench/scripts/install)")?;
                 etcd = Some(measure(&mut t, &settings).await);
             }
-            Which::Vigil => eprintln!(
-                "[vigil] not wired yet: vigild does not serve the /v1 tree API; column stays n/a"
-            ),
+            Which::Vigil => {
+                let cfg = VigilConfig {
+                    port_base: opts.port_base,
+                    keep: opts.keep,
+                };
+                eprintln!("[vigil] starting 3-member cluster");
+                let mut t = vigil::start(&cfg).await.context("start vigil")?;
+                vigil = Some(measure(&mut t, &settings).await);
+            }
         }
     }
     println!(
         "{}",
-        table(None, zk.as_ref(), etcd.as_ref(), settings.nodes)
+        table(vigil.as_ref(), zk.as_ref(), etcd.as_ref(), settings.nodes)
     );
     let record = Record {
         machine: &machine,
         settings: &settings,
-        vigil: None,
+        vigil: vigil.as_ref(),
         zookeeper: zk.as_ref(),
         etcd: etcd.as_ref(),
     };

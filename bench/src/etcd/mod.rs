@@ -7,12 +7,10 @@
 pub mod client;
 pub mod json;
 
-use std::time::Duration;
-
-use async_trait::async_trait;
+use std::{sync::Arc, time::Duration};
 
 use crate::{
-    cluster::{Cluster, MemberSpec, PROBE_KEY, wait_serving},
+    cluster::{Connect, MemberSpec, PROBE_KEY, ProcessTarget},
     error::{BenchError, Result},
     process::ScratchDir,
     target::{Client, Target},
@@ -26,12 +24,6 @@ pub struct EtcdConfig {
     pub port_base: u16,
     /// Keep the scratch directory after the run.
     pub keep: bool,
-}
-
-/// A running etcd cluster.
-pub struct EtcdTarget {
-    cluster: Cluster,
-    addrs: Vec<String>,
 }
 
 /// Command-line arguments of member `i` (0-based) of a 3-member cluster.
@@ -59,75 +51,38 @@ pub fn member_args(i: u16, port_base: u16, data_dir: &str) -> Vec<String> {
     .collect()
 }
 
-impl EtcdTarget {
-    /// Starts three members and waits until the cluster serves.
-    pub async fn start(cfg: &EtcdConfig) -> Result<Self> {
-        let dir = ScratchDir::create(&std::env::temp_dir(), "etcd", cfg.keep)?;
-        let mut specs = Vec::new();
-        let mut addrs = Vec::new();
-        for i in 0..3u16 {
-            let node = dir.path().join(format!("e{i}"));
-            std::fs::create_dir_all(&node)
-                .map_err(|e| BenchError::io(format!("mkdir {}", node.display()), e))?;
-            specs.push(MemberSpec {
-                name: format!("etcd{i}"),
-                program: "etcd".into(),
-                args: member_args(i, cfg.port_base, &node.join("data").display().to_string()),
-                log: node.join("member.log"),
-            });
-            addrs.push(format!("127.0.0.1:{}", cfg.port_base + 379 + i));
-        }
-        let mut target = Self {
-            cluster: Cluster::start(specs, dir)?,
-            addrs,
-        };
-        // The probe key does not exist yet; the root (ZooKeeper) or any key (etcd) reads fine.
-        target.wait(Duration::from_mins(1), "/").await?;
-        target.client(0).await?.ensure(PROBE_KEY, b"").await?;
-        Ok(target)
+/// Starts three members and waits until the cluster serves.
+pub async fn start(cfg: &EtcdConfig) -> Result<ProcessTarget> {
+    let dir = ScratchDir::create(&std::env::temp_dir(), "etcd", cfg.keep)?;
+    let mut specs = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..3u16 {
+        let node = dir.path().join(format!("e{i}"));
+        std::fs::create_dir_all(&node)
+            .map_err(|e| BenchError::io(format!("mkdir {}", node.display()), e))?;
+        specs.push(MemberSpec {
+            name: format!("etcd{i}"),
+            program: "etcd".into(),
+            args: member_args(i, cfg.port_base, &node.join("data").display().to_string()),
+            log: node.join("member.log"),
+        });
+        addrs.push(format!("127.0.0.1:{}", cfg.port_base + 379 + i));
     }
-
-    async fn wait(&mut self, deadline: Duration, key: &str) -> Result<Duration> {
-        let addrs = self.addrs.clone();
-        let n = addrs.len();
-        wait_serving(&mut self.cluster, n, deadline, key, |m| {
-            let a = addrs[m].clone();
-            async move { Ok(Box::new(EtcdClient::new(&a)) as Box<dyn Client>) }
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl Target for EtcdTarget {
-    fn name(&self) -> &'static str {
-        "etcd"
-    }
-
-    fn members(&self) -> usize {
-        self.addrs.len()
-    }
-
-    async fn client(&self, member: usize) -> Result<Box<dyn Client>> {
-        Ok(Box::new(EtcdClient::new(
-            &self.addrs[member % self.addrs.len()],
-        )))
-    }
-
-    fn rss_of_members(&mut self) -> Result<Vec<u64>> {
-        self.cluster.check_alive()?;
-        self.cluster.rss()
-    }
-
-    async fn restart_all(&mut self) -> Result<Duration> {
-        self.cluster.stop_all(Duration::from_secs(30)).await?;
-        self.cluster.restart()?;
-        self.wait(Duration::from_mins(5), PROBE_KEY).await
-    }
-
-    async fn shutdown(&mut self) -> Result<()> {
-        self.cluster.stop_all(Duration::from_secs(10)).await
-    }
+    let connect: Connect = Arc::new(|addr: String| {
+        Box::pin(async move { Ok(Box::new(EtcdClient::new(&addr)) as Box<dyn Client>) })
+    });
+    // The probe key does not exist yet; any key reads fine.
+    let target = ProcessTarget::start(
+        "etcd",
+        specs,
+        dir,
+        addrs,
+        connect,
+        (Duration::from_mins(1), "/"),
+    )
+    .await?;
+    target.client(0).await?.ensure(PROBE_KEY, b"").await?;
+    Ok(target)
 }
 
 #[cfg(test)]

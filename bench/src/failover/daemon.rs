@@ -3,11 +3,10 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use vigil_integration::{Host, Process, workspace_binary};
+use anyhow::Context as _;
+use vigil_integration::{Host, Process, daemons, workspace_binary};
 
 /// The VIP with its prefix (the lab's segment is 10.0.0.0/24).
 pub const VIP_CIDR: &str = "10.0.0.100/24";
@@ -46,10 +45,7 @@ impl Binaries {
             "vigild is not built next to vigil-failover; build it in the same profile \
              (cargo build --release -p vigil-daemon --bins)",
         )?;
-        let keepalived = ["/usr/sbin/keepalived", "/usr/local/sbin/keepalived"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
+        let keepalived = daemons::keepalived_binary()
             .context("keepalived is not installed (scripts/install-deps installs it)")?;
         Ok(Self { vigild, keepalived })
     }
@@ -75,26 +71,25 @@ pub fn start(bins: &Binaries, host: &Host, setup: Setup) -> anyhow::Result<Proce
 }
 
 fn start_vigild(bin: &Path, host: &Host, setup: Setup) -> anyhow::Result<Process> {
+    spawn_vigild(bin, host, |state| vigild_config(host, setup, state))
+}
+
+/// Writes the config `config(state_dir)` returns as the host's `vigil.toml`, has vigild validate
+/// it (`--check-config`), and starts vigild on `host` with plain logs.
+pub fn spawn_vigild(
+    bin: &Path,
+    host: &Host,
+    config: impl FnOnce(&Path) -> String,
+) -> anyhow::Result<Process> {
     // Written twice: the lab decides where the host's directory is, and the state directory
     // sits next to the config so the lab's teardown removes it.
-    let config = host.write_file("vigil.toml", "")?;
-    let state = config.with_file_name("state");
-    std::fs::write(&config, vigild_config(host, setup, &state))
-        .with_context(|| format!("writing {}", config.display()))?;
-    let check = Command::new(bin)
-        .args(["--check-config", "--config"])
-        .arg(&config)
-        .output()
-        .with_context(|| format!("running {} --check-config", bin.display()))?;
-    if !check.status.success() {
-        bail!(
-            "generated vigild config {} is invalid:\n{}",
-            config.display(),
-            String::from_utf8_lossy(&check.stderr)
-        );
-    }
-    let argv = [bin.as_os_str(), "--config".as_ref(), config.as_os_str()];
-    Ok(host.spawn("vigild", &argv, &[("VIGIL_LOG_FORMAT", "plain")])?)
+    let path = host.write_file("vigil.toml", "")?;
+    let text = config(&path.with_file_name("state"));
+    let config = path;
+    std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
+    daemons::check_vigild_config(bin, &config)
+        .with_context(|| format!("generated vigild config {} is invalid", config.display()))?;
+    Ok(daemons::spawn_vigild(bin, host, &config)?)
 }
 
 /// vigild's config: one VRRPv3 instance, nothing else.
@@ -114,34 +109,20 @@ fn vigild_config(host: &Host, setup: Setup, state: &Path) -> String {
 }
 
 fn start_keepalived(bin: &Path, host: &Host, setup: Setup) -> anyhow::Result<Process> {
-    let conf = host.write_file("keepalived.conf", &keepalived_config(host, setup))?;
-    let dir = conf
-        .parent()
-        .context("keepalived.conf has no parent directory")?;
-    let (pid, vrrp_pid) = (dir.join("keepalived.pid"), dir.join("keepalived-vrrp.pid"));
-    // A SIGKILLed keepalived leaves its pid files behind; a restart must not trip over them.
-    for stale in [&pid, &vrrp_pid] {
-        match std::fs::remove_file(stale) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", stale.display()));
-            }
-            _ => {}
-        }
-    }
-    let argv = [
-        bin.as_os_str(),
-        "-n".as_ref(),
-        "-l".as_ref(),
-        "-D".as_ref(),
-        "-P".as_ref(),
-        "-f".as_ref(),
-        conf.as_os_str(),
-        "-p".as_ref(),
-        pid.as_os_str(),
-        "-r".as_ref(),
-        vrrp_pid.as_os_str(),
-    ];
-    Ok(host.spawn("keepalived", &argv, &[])?)
+    spawn_keepalived(bin, host, &keepalived_config(host, setup), &["-P"])
+}
+
+/// Writes `conf` as the host's `keepalived.conf` and starts keepalived on `host` in the
+/// foreground with console logs, `subsystem` choosing what runs (`-P`: VRRP only, `-C`: the
+/// checkers only). Its pid files live in the host's lab directory.
+pub fn spawn_keepalived(
+    bin: &Path,
+    host: &Host,
+    conf: &str,
+    subsystem: &[&str],
+) -> anyhow::Result<Process> {
+    let conf = host.write_file("keepalived.conf", conf)?;
+    Ok(daemons::spawn_keepalived(bin, host, &conf, subsystem)?)
 }
 
 /// keepalived's config for the same virtual router; `state BACKUP` everywhere so both

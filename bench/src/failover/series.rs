@@ -1,5 +1,7 @@
-//! One series: a fresh lab, one implementation at one interval, N SIGKILL failovers.
+//! One series: a fresh lab, one implementation at one interval, N failovers caused by the same
+//! fault (a SIGKILL of the master, or its link going down).
 
+use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -16,11 +18,32 @@ pub const BACKUP_PRIORITY: u8 = 100;
 /// How often the client probes the VIP during a failover.
 pub const PROBE_EVERY: Duration = Duration::from_millis(2);
 
+/// What happens to the master at the start of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL of the master daemon's whole process group; it is restarted after the run.
+    Kill,
+    /// The master's link goes down at the bridge (carrier lost, as when a cable is pulled), so
+    /// not even a priority-0 advert can leave; it comes back up after the run.
+    LinkDown,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Kill => "SIGKILL",
+            Self::LinkDown => "link down",
+        })
+    }
+}
+
 /// What a series measures.
 #[derive(Debug, Clone, Copy)]
 pub struct Series {
     /// Which implementation runs on both load balancers.
     pub implementation: Implementation,
+    /// What happens to the master.
+    pub fault: Fault,
     /// Advertisement interval of both.
     pub interval: Duration,
     /// Number of failovers.
@@ -58,21 +81,30 @@ impl Series {
             self.wait_master_serves(&lb1, &lb2, &client, &master, &backup)
                 .with_context(|| format!("{} before run {}", self.implementation, run + 1))?;
             std::thread::sleep(self.kill_phase(run));
-            let killed_at = Instant::now();
-            master.kill()?;
+            let faulted_at = Instant::now();
+            match self.fault {
+                Fault::Kill => {
+                    master.kill()?;
+                }
+                Fault::LinkDown => lab.link_down(&lb1)?,
+            }
             let Some(outage) =
-                probe::probe_until(&client, lb2.name(), killed_at, PROBE_EVERY, self.settle())?
+                probe::probe_until(&client, lb2.name(), faulted_at, PROBE_EVERY, self.settle())?
             else {
                 bail!(
-                    "{} run {}: lb2 never answered for {VIP} after the SIGKILL:\n{}",
+                    "{} run {}: lb2 never answered for {VIP} after the {}:\n{}",
                     self.implementation,
                     run + 1,
+                    self.fault,
                     backup.log_tail(40)
                 );
             };
             progress(run, outage);
             outages.push(outage);
-            master = daemon::start(bins, &lb1, self.setup(MASTER_PRIORITY))?;
+            match self.fault {
+                Fault::Kill => master = daemon::start(bins, &lb1, self.setup(MASTER_PRIORITY))?,
+                Fault::LinkDown => lab.link_up(&lb1)?,
+            }
         }
         Ok(outages)
     }

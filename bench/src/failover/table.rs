@@ -3,12 +3,14 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::series::BACKUP_PRIORITY;
+use super::series::{BACKUP_PRIORITY, Fault};
 use super::stats::Summary;
 
-/// One interval's results for both implementations.
+/// One fault and interval's results for both implementations.
 #[derive(Debug, Clone, Copy)]
 pub struct Row {
+    /// What happened to the master.
+    pub fault: Fault,
     /// Advertisement interval.
     pub interval: Duration,
     /// vigild's outages.
@@ -17,7 +19,7 @@ pub struct Row {
     pub keepalived: Summary,
 }
 
-/// The RFC 9568 bound on a crash failover: Master_Down_Interval (3 × interval + skew, skew =
+/// The RFC 9568 bound on a failover without a priority-0 advert (crash or link loss): Master_Down_Interval (3 × interval + skew, skew =
 /// (256 − backup priority) × interval / 256) plus 10 ms for detection and takeover work.
 pub fn target(interval: Duration) -> Duration {
     let skew = interval * (256 - u32::from(BACKUP_PRIORITY)) / 256;
@@ -43,8 +45,8 @@ fn interval_label(d: Duration) -> String {
 /// Renders `rows` as a Markdown table (milliseconds; ratio = vigild median / keepalived median).
 pub fn render(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| advert | target ms | vigild min/med/max ms | keepalived min/med/max ms | \
-         median vigild/keepalived |\n|---|---|---|---|---|\n",
+        "| fault | advert | target ms | vigild min/med/max ms | keepalived min/med/max ms | \
+         median vigild/keepalived |\n|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let ka = r.keepalived.median.as_secs_f64();
@@ -56,7 +58,8 @@ pub fn render(rows: &[Row]) -> String {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "| {} | ≤ {} | {} | {} | {ratio} |",
+            "| {} | {} | ≤ {} | {} | {} | {ratio} |",
+            r.fault,
             interval_label(r.interval),
             ms(target(r.interval)),
             spread(&r.vigild),
@@ -95,19 +98,24 @@ mod tests {
     #[test]
     fn rows_show_spreads_and_the_median_ratio() {
         let table = render(&[Row {
+            fault: Fault::Kill,
             interval: Duration::from_millis(100),
             vigild: summary(300, 360, 400),
             keepalived: summary(320, 342, 380),
         }]);
         let row = table.lines().nth(2).expect("a data row");
-        assert_eq!(row, "| 100 ms | ≤ 371 | 300/360/400 | 320/342/380 | 1.05 |");
+        assert_eq!(
+            row,
+            "| SIGKILL | 100 ms | ≤ 371 | 300/360/400 | 320/342/380 | 1.05 |"
+        );
         let one_s = render(&[Row {
+            fault: Fault::LinkDown,
             interval: Duration::from_secs(1),
             vigild: summary(1, 1, 1),
             keepalived: summary(0, 0, 0),
         }]);
         assert!(
-            one_s.contains("| 1 s | ≤ 3619 | 1/1/1 | 0/0/0 | - |"),
+            one_s.contains("| link down | 1 s | ≤ 3619 | 1/1/1 | 0/0/0 | - |"),
             "{one_s}"
         );
     }

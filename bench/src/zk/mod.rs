@@ -9,12 +9,10 @@
 pub mod client;
 pub mod jute;
 
-use std::{fmt::Write as _, path::Path, time::Duration};
-
-use async_trait::async_trait;
+use std::{fmt::Write as _, path::Path, sync::Arc, time::Duration};
 
 use crate::{
-    cluster::{Cluster, MemberSpec, PROBE_KEY, wait_serving},
+    cluster::{Connect, MemberSpec, PROBE_KEY, ProcessTarget},
     error::{BenchError, Result},
     process::ScratchDir,
     target::{Client, Target},
@@ -35,67 +33,56 @@ pub struct ZkConfig {
     pub keep: bool,
 }
 
-/// A running ZooKeeper ensemble.
-pub struct ZkTarget {
-    cluster: Cluster,
-    addrs: Vec<String>,
-}
-
-impl ZkTarget {
-    /// Writes configs, starts three members and waits until the ensemble serves.
-    pub async fn start(cfg: &ZkConfig) -> Result<Self> {
-        let dir = ScratchDir::create(&std::env::temp_dir(), "zk", cfg.keep)?;
-        let mut specs = Vec::new();
-        let mut addrs = Vec::new();
-        let mut servers = String::new();
-        for i in 0..3u16 {
-            let _ = writeln!(
-                servers,
-                "server.{}=127.0.0.1:{}:{}",
-                i + 1,
-                cfg.port_base + 881 + i,
-                cfg.port_base + 981 + i
-            );
-        }
-        for i in 0..3u16 {
-            let client_port = cfg.port_base + 181 + i;
-            let node_dir = dir.path().join(format!("zk{}", i + 1));
-            let data = node_dir.join("data");
-            mkdir(&data)?;
-            write(&data.join("myid"), &format!("{}\n", i + 1))?;
-            let conf = node_dir.join("zoo.cfg");
-            write(&conf, &zoo_cfg(&data, client_port, &servers))?;
-            specs.push(MemberSpec {
-                name: format!("zk{}", i + 1),
-                program: "java".into(),
-                args: java_args(&cfg.heap, &conf),
-                log: node_dir.join("member.log"),
-            });
-            addrs.push(format!("127.0.0.1:{client_port}"));
-        }
-        let mut target = Self {
-            cluster: Cluster::start(specs, dir)?,
-            addrs,
-        };
-        // The probe key does not exist yet; the root (ZooKeeper) or any key (etcd) reads fine.
-        target.wait(Duration::from_mins(1), "/").await?;
-        let c = target.client(0).await?;
-        for p in [PROBE_KEY, "/vb/k", "/vb/w", "/vb/m"] {
-            c.ensure(p, b"").await?;
-        }
-        c.close().await?;
-        Ok(target)
+/// Writes configs, starts three members and waits until the ensemble serves.
+pub async fn start(cfg: &ZkConfig) -> Result<ProcessTarget> {
+    let dir = ScratchDir::create(&std::env::temp_dir(), "zk", cfg.keep)?;
+    let mut specs = Vec::new();
+    let mut addrs = Vec::new();
+    let mut servers = String::new();
+    for i in 0..3u16 {
+        let _ = writeln!(
+            servers,
+            "server.{}=127.0.0.1:{}:{}",
+            i + 1,
+            cfg.port_base + 881 + i,
+            cfg.port_base + 981 + i
+        );
     }
-
-    async fn wait(&mut self, deadline: Duration, key: &str) -> Result<Duration> {
-        let addrs = self.addrs.clone();
-        let n = addrs.len();
-        wait_serving(&mut self.cluster, n, deadline, key, |m| {
-            let a = addrs[m].clone();
-            async move { Ok(Box::new(ZkClient::connect(&a).await?) as Box<dyn Client>) }
-        })
-        .await
+    for i in 0..3u16 {
+        let client_port = cfg.port_base + 181 + i;
+        let node_dir = dir.path().join(format!("zk{}", i + 1));
+        let data = node_dir.join("data");
+        mkdir(&data)?;
+        write(&data.join("myid"), &format!("{}\n", i + 1))?;
+        let conf = node_dir.join("zoo.cfg");
+        write(&conf, &zoo_cfg(&data, client_port, &servers))?;
+        specs.push(MemberSpec {
+            name: format!("zk{}", i + 1),
+            program: "java".into(),
+            args: java_args(&cfg.heap, &conf),
+            log: node_dir.join("member.log"),
+        });
+        addrs.push(format!("127.0.0.1:{client_port}"));
     }
+    let connect: Connect = Arc::new(|addr: String| {
+        Box::pin(async move { Ok(Box::new(ZkClient::connect(&addr).await?) as Box<dyn Client>) })
+    });
+    // The probe key does not exist yet; the root reads fine.
+    let target = ProcessTarget::start(
+        "zookeeper",
+        specs,
+        dir,
+        addrs,
+        connect,
+        (Duration::from_mins(1), "/"),
+    )
+    .await?;
+    let c = target.client(0).await?;
+    for p in [PROBE_KEY, "/vb/k", "/vb/w", "/vb/m"] {
+        c.ensure(p, b"").await?;
+    }
+    c.close().await?;
+    Ok(target)
 }
 
 /// The member configuration. Everything listens on 127.0.0.1 only: `clientPortAddress`
@@ -139,38 +126,6 @@ fn mkdir(p: &Path) -> Result<()> {
 
 fn write(p: &Path, text: &str) -> Result<()> {
     std::fs::write(p, text).map_err(|e| BenchError::io(format!("write {}", p.display()), e))
-}
-
-#[async_trait]
-impl Target for ZkTarget {
-    fn name(&self) -> &'static str {
-        "zookeeper"
-    }
-
-    fn members(&self) -> usize {
-        self.addrs.len()
-    }
-
-    async fn client(&self, member: usize) -> Result<Box<dyn Client>> {
-        Ok(Box::new(
-            ZkClient::connect(&self.addrs[member % self.addrs.len()]).await?,
-        ))
-    }
-
-    fn rss_of_members(&mut self) -> Result<Vec<u64>> {
-        self.cluster.check_alive()?;
-        self.cluster.rss()
-    }
-
-    async fn restart_all(&mut self) -> Result<Duration> {
-        self.cluster.stop_all(Duration::from_secs(30)).await?;
-        self.cluster.restart()?;
-        self.wait(Duration::from_mins(5), PROBE_KEY).await
-    }
-
-    async fn shutdown(&mut self) -> Result<()> {
-        self.cluster.stop_all(Duration::from_secs(10)).await
-    }
 }
 
 #[cfg(test)]

@@ -2,15 +2,19 @@
 //!
 //! | Method | Path         | Does                                                      |
 //! |--------|--------------|-----------------------------------------------------------|
-//! | GET    | `/v1/status` | node, version, pid, uptime, config generation, last reload |
+//! | GET    | `/v1/status` | node, version, pid, uptime, config generation, last reload; |
+//! |        |              | with `[cluster]`, every node of the cluster (up or down)   |
 //! | POST   | `/v1/reload` | re-reads the config; 200 applied, 422 rejected             |
 //! | GET    | `/v1/lvs`    | virtual servers, real servers, checks, desired IPVS table  |
+//! | GET    | `/metrics`   | Prometheus text format 0.0.4 (see [`crate::metrics`])      |
+//! | *      | `/v1/config…`| shared-config fragments: push, show, history, rollback, rm (see [`config`]) |
 //!
 //! With `[api] token_file` set, every request needs `Authorization: Bearer <token>`; others get
 //! 401. Errors are JSON [`types::ErrorBody`]s. Handlers never touch daemon state directly: they
 //! read the published [`Snapshot`] or send a [`Control`] message, like a signal would.
 
 pub mod auth;
+pub mod config;
 pub mod types;
 
 use std::future::Future;
@@ -27,11 +31,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use crate::control::{Control, ControlSender};
+use crate::coord::CoordRuntime;
 use crate::lb::{LbRuntime, LbStatus};
+use crate::metrics::{CONTENT_TYPE, CoordMetrics, Scrape};
 use crate::reload::{ReloadReport, unix_now};
 use crate::supervisor::Snapshot;
 use crate::vrrp::VrrpView;
-use types::{ErrorBody, StatusResponse, VrrpResponse};
+use crate::watchdog::Watched;
+use types::{ClusterView, ErrorBody, StatusResponse, VrrpResponse};
 
 /// Request bodies beyond this are refused with 413; no endpoint needs more today.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -46,7 +53,26 @@ pub struct ApiState {
     started_at_unix_secs: u64,
     lb: Option<LbRuntime>,
     vrrp: Option<VrrpView>,
+    coord_runtime: Option<CoordRuntime>,
+    coord: Option<Arc<dyn CoordMetrics>>,
+    watched: Option<Watched>,
+    shared_config: Option<crate::shared_config::SharedConfig>,
+    members: Option<MembersReader>,
 }
+
+/// Reads the cluster's membership records for `GET /v1/status`.
+#[derive(Clone)]
+struct MembersReader(vigil_coord::client::Client);
+
+impl std::fmt::Debug for MembersReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MembersReader")
+    }
+}
+
+/// The longest `GET /v1/status` waits for the coordination tree: without a quorum reads never
+/// succeed, and the local part of the status must still come back promptly.
+pub const CLUSTER_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl ApiState {
     /// State for a daemon that started now and reloads from `config_path`.
@@ -63,7 +89,49 @@ impl ApiState {
             started_at_unix_secs: unix_now(),
             lb: None,
             vrrp: None,
+            coord_runtime: None,
+            coord: None,
+            watched: None,
+            shared_config: None,
+            members: None,
         }
+    }
+
+    /// Shows every node of the cluster in `GET /v1/status`, read through `client` (this node's
+    /// own coordination client API, see [`crate::members::read`]).
+    #[must_use]
+    pub fn with_members(mut self, client: vigil_coord::client::Client) -> Self {
+        self.members = Some(MembersReader(client));
+        self
+    }
+
+    /// Serves `/v1/config` (shared-config fragments; needs the coordination node) and this
+    /// node's shared-config outcome in `/v1/status`.
+    #[must_use]
+    pub fn with_shared_config(mut self, shared: crate::shared_config::SharedConfig) -> Self {
+        self.shared_config = Some(shared);
+        self
+    }
+
+    /// Adds the coordination node's `vigil_raft_*`/`vigil_coord_*` families to `/metrics`.
+    #[must_use]
+    pub fn with_coord(mut self, coord: Arc<dyn CoordMetrics>) -> Self {
+        self.coord = Some(coord);
+        self
+    }
+
+    /// Exports how long each component the watchdog judges has been silent.
+    #[must_use]
+    pub fn with_liveness(mut self, watched: Watched) -> Self {
+        self.watched = Some(watched);
+        self
+    }
+
+    /// Shows the coordination node in `GET /v1/status`.
+    #[must_use]
+    pub fn with_coord_runtime(mut self, coord: CoordRuntime) -> Self {
+        self.coord_runtime = Some(coord);
+        self
     }
 
     /// Serves `GET /v1/lvs` (and the LVS summary in `/v1/status`) from `lb`.
@@ -88,6 +156,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/reload", post(reload))
         .route("/v1/lvs", get(lvs))
         .route("/v1/vrrp", get(vrrp))
+        .route("/metrics", get(metrics))
+        .merge(config::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -123,6 +193,10 @@ async fn status(State(state): State<ApiState>) -> Json<StatusResponse> {
         Some(lb) => lb.status().await.ok().map(|s| s.summary()),
         None => None,
     };
+    let cluster = match &state.members {
+        Some(reader) => Some(cluster_view(&reader.0).await),
+        None => None,
+    };
     Json(StatusResponse {
         node_name: snapshot.config.global.node_name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -138,7 +212,34 @@ async fn status(State(state): State<ApiState>) -> Json<StatusResponse> {
             .as_ref()
             .map(VrrpView::instances)
             .unwrap_or_default(),
+        coord: state.coord_runtime.as_ref().map(CoordRuntime::status),
+        shared_config: state
+            .shared_config
+            .as_ref()
+            .map(crate::shared_config::SharedConfig::status),
+        cluster,
     })
+}
+
+/// The membership records, or why they cannot be read within [`CLUSTER_READ_LIMIT`].
+async fn cluster_view(client: &vigil_coord::client::Client) -> ClusterView {
+    let error = match tokio::time::timeout(CLUSTER_READ_LIMIT, crate::members::read(client)).await {
+        Ok(Ok(members)) => {
+            return ClusterView {
+                members,
+                error: None,
+            };
+        }
+        Ok(Err(error)) => format!("cannot read the cluster's records: {error}"),
+        Err(_) => format!(
+            "no answer from the coordination tree within {}s (no quorum?)",
+            CLUSTER_READ_LIMIT.as_secs()
+        ),
+    };
+    ClusterView {
+        members: Vec::new(),
+        error: Some(error),
+    }
 }
 
 async fn vrrp(State(state): State<ApiState>) -> Json<VrrpResponse> {
@@ -148,6 +249,37 @@ async fn vrrp(State(state): State<ApiState>) -> Json<VrrpResponse> {
         .map(VrrpView::instances)
         .unwrap_or_default();
     Json(VrrpResponse { instances })
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let generation = state.snapshot.borrow().generation;
+    let vrrp = state
+        .vrrp
+        .as_ref()
+        .map(VrrpView::instances)
+        .unwrap_or_default();
+    let lb_status = match &state.lb {
+        Some(lb) => lb.status().await.ok(),
+        None => None,
+    };
+    let coord = state.coord.as_ref().map(|c| c.coord_snapshot());
+    let beacons = state.watched.as_ref().map(Watched::beacons);
+    let text = crate::metrics::render(&Scrape {
+        generation,
+        uptime: state.started.elapsed(),
+        vrrp: &vrrp,
+        lb: state
+            .lb
+            .as_ref()
+            .map(|lb| (lb.counters(), lb_status.as_ref())),
+        coord: coord.as_ref(),
+        liveness: beacons.as_deref().map(|b| (Instant::now(), b)),
+    });
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+        text,
+    )
+        .into_response()
 }
 
 async fn lvs(State(state): State<ApiState>) -> Result<Json<LbStatus>, ApiError> {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::coord::CoordStatus;
 use crate::lb::LbSummary;
 use crate::reload::ReloadReport;
 use crate::vrrp::InstanceStatus;
@@ -33,6 +34,26 @@ pub struct StatusResponse {
     /// Every VRRP instance (`GET /v1/vrrp` has the same list).
     #[serde(default)]
     pub vrrp: Vec<InstanceStatus>,
+    /// The coordination node, when `[cluster]` is configured.
+    #[serde(default)]
+    pub coord: Option<CoordStatus>,
+    /// Which shared-config fragments this node runs (or refused), with `[cluster]`.
+    #[serde(default)]
+    pub shared_config: Option<crate::shared_config::SharedConfigStatus>,
+    /// Every node of the cluster, up or down, as published in the coordination tree (see
+    /// [`crate::members`]); `None` without `[cluster]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterView>,
+}
+
+/// The cluster part of `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// Every node ever registered, sorted by name; empty when the tree could not be read.
+    pub members: Vec<crate::members::MemberView>,
+    /// Why the tree could not be read (no quorum, coordination API unreachable), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `GET /v1/vrrp`.

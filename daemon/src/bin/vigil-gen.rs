@@ -280,7 +280,8 @@ Success.
 .TP
 .B 1
 \fBimport\-keepalived\fR: TOML was produced but some lines could not be converted (each is
-listed on standard error).
+listed on standard error). Coordination commands: the tree refused the operation (no such
+node, node exists, bad version, not empty).
 .TP
 .B 64
 Usage error (EX_USAGE).
@@ -301,6 +302,10 @@ Operating\-system error (EX_OSERR), e.g. standard output cannot be written.
 .B 73
 \fBimport\-keepalived \-o\fR: the output file cannot be created (EX_CANTCREAT).
 .TP
+.B 75
+\fBlock\fR, \fBelect\fR, \fBcreate \-\-ephemeral\fR: the session was lost (expired, or no
+server confirmed it in time); \fBlock\fR killed its command first (EX_TEMPFAIL).
+.TP
 .B 76
 The peer does not speak the vigil API (EX_PROTOCOL).
 .TP
@@ -311,8 +316,15 @@ Not authorised: missing or wrong API token, or the token file is not readable (E
 Configuration error (EX_CONFIG): the named config is invalid, or the daemon rejected a reload.
 .SH ENVIRONMENT
 Each global flag can be set with the variable shown next to it under OPTIONS: VIGIL_API,
-VIGIL_CONFIG, VIGIL_TOKEN_FILE, VIGIL_TIMEOUT. Without \fB\-\-api\fR, the address comes from
+VIGIL_CONFIG, VIGIL_TOKEN_FILE, VIGIL_TIMEOUT, VIGIL_COORD. Without \fB\-\-api\fR, the address comes from
 \fB[api] listen\fR in the config (default \fI/etc/vigil/vigil.toml\fR), else 127.0.0.1:7400.
+The coordination commands (\fBget\fR, \fBset\fR, \fBcreate\fR, \fBls\fR, \fBrm\fR,
+\fBstat\fR, \fBwatch\fR, \fBmembers\fR, \fBlock\fR, \fBelect\fR) talk to \fB[cluster]
+client_listen\fR instead (default 127.0.0.1:7402), or to \fB\-\-coord\fR.
+.TP
+.B VIGIL_FENCING_TOKEN
+Set by \fBvigilctl lock\fR for its command: the lock's fencing token, strictly larger for
+every later holder of the same lock.
 .SH FILES
 .TP
 .I /etc/vigil/vigil.toml

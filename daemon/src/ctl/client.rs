@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::header::{AUTHORIZATION, HOST, HeaderValue, InvalidHeaderValue, USER_AGENT};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, InvalidHeaderValue, USER_AGENT,
+};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -132,6 +134,15 @@ impl Client {
         }
     }
 
+    /// `GET /metrics`: the Prometheus exposition text, as the daemon sent it.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let (status, body) = self.request(Method::GET, "/metrics").await?;
+        match status {
+            StatusCode::OK => String::from_utf8(body.to_vec()).map_err(|e| self.protocol(&e)),
+            _ => Err(self.error(status, &body)),
+        }
+    }
+
     /// `POST /v1/reload`: the report of an applied (200) or rejected (422) reload.
     pub async fn reload(&self) -> Result<ReloadReport, ClientError> {
         let (status, body) = self.request(Method::POST, "/v1/reload").await?;
@@ -146,7 +157,18 @@ impl Client {
         method: Method,
         path: &str,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        tokio::time::timeout(self.timeout, self.exchange(method, path))
+        self.send(method, path, None).await
+    }
+
+    /// One request with an optional JSON `body`; the status and body of the answer, whatever
+    /// the status (for endpoints whose error bodies carry more than a message).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        tokio::time::timeout(self.timeout, self.exchange(method, path, body))
             .await
             .map_err(|_| ClientError::Timeout {
                 addr: self.addr,
@@ -158,6 +180,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
+        body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
         let stream =
             TcpStream::connect(self.addr)
@@ -180,8 +203,11 @@ impl Client {
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
         }
+        if body.is_some() {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
         let request = request
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| self.protocol(&e))?;
         let response = sender
             .send_request(request)
@@ -198,11 +224,13 @@ impl Client {
         Ok((status, body))
     }
 
-    fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, ClientError> {
+    /// Decodes a JSON answer.
+    pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, ClientError> {
         serde_json::from_slice(body).map_err(|e| self.protocol(&e))
     }
 
-    fn error(&self, status: StatusCode, body: &[u8]) -> ClientError {
+    /// The error for a non-success answer.
+    pub fn error(&self, status: StatusCode, body: &[u8]) -> ClientError {
         let message = serde_json::from_slice::<ErrorBody>(body).map_or_else(
             |_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
             |e| e.message,

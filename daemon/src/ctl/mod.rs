@@ -5,11 +5,17 @@
 //! (`--config`, default `/etc/vigil/vigil.toml`) when it exists, else `127.0.0.1:7400`. The token
 //! file likewise comes from `--token-file`/`VIGIL_TOKEN_FILE`, else from `[api] token_file`.
 //! Diagnostics go to stderr; exit codes follow sysexits(3): 69 daemon unreachable, 77 not
-//! authorised, 78 reload rejected.
+//! authorised, 78 reload rejected. The coordination commands ([`coord`], [`lock`]) talk to the
+//! coordination client API instead (`--coord`, else `[cluster] client_listen`).
 
 pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod coord;
 pub mod import;
+pub mod lock;
 pub mod render;
+pub mod watch;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -62,6 +68,18 @@ pub struct Cli {
     )]
     pub timeout: u64,
 
+    /// Coordination client API address(es) for the tree, `members`, `lock` and `elect`; repeat
+    /// or separate with commas to fail over [default: `[cluster] client_listen` from the
+    /// config, else 127.0.0.1:7402].
+    #[arg(
+        long,
+        env = "VIGIL_COORD",
+        global = true,
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub coord: Vec<SocketAddr>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -70,11 +88,29 @@ pub struct Cli {
 /// `vigilctl` subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Show the daemon's node, version, uptime, config generation and last reload.
+    /// Show the daemon's node, version, uptime, config generation, last reload, VRRP instances
+    /// and, with `[cluster]`, every node of the cluster (up or down, with its last record).
     Status {
-        /// Print JSON (stable field names) instead of a table.
+        /// Print JSON (stable field names) instead of a table; with --watch, one compact JSON
+        /// document per line (NDJSON) for each change.
         #[arg(long)]
         json: bool,
+        /// Follow changes until Ctrl-C: redraw the view (on a terminal) or print each change.
+        /// Counters and clocks moving are not changes; states, health and leaders are.
+        #[arg(short, long)]
+        watch: bool,
+        /// With --watch: seconds between two polls of the daemon.
+        #[arg(
+            long,
+            default_value_t = 1.0,
+            value_name = "SECS",
+            requires = "watch",
+            value_parser = parse_interval
+        )]
+        interval: f64,
+        /// With --watch: stop after printing N changes (the first view counts).
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
     },
     /// Show virtual servers, real servers, their state, last check result, latency and since
     /// when (the kernel's desired IPVS table).
@@ -83,6 +119,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the daemon's Prometheus metrics (the text `GET /metrics` serves), e.g. to check a
+    /// counter by hand or from a script without an HTTP client.
+    Metrics,
     /// Make the daemon re-read its config; an invalid file keeps the old config running.
     Reload {
         /// Print the reload report as JSON.
@@ -108,6 +147,12 @@ pub enum Command {
         #[arg(short = 'o', long, value_name = "OUT")]
         output: Option<PathBuf>,
     },
+    /// Coordination tree, membership, locks and elections (see `coord`).
+    #[command(flatten)]
+    Coord(coord::CoordCommand),
+    /// Shared config fragments pushed to every node: push, show, history, rollback, rm.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 /// Runs `vigilctl` with the process's arguments and returns its exit code.
@@ -142,7 +187,9 @@ fn execute(cli: &Cli) -> u8 {
             ref file,
             ref output,
         } => return import::run(file, output.as_deref()),
-        Command::Status { json } | Command::Reload { json } | Command::Lvs { json } => json,
+        Command::Coord(ref command) => return coord::run(cli, command),
+        Command::Status { json, .. } | Command::Reload { json } | Command::Lvs { json } => json,
+        Command::Metrics | Command::Config(_) => false,
     };
     let target = match Target::resolve(cli) {
         Ok(target) => target,
@@ -172,10 +219,23 @@ fn execute(cli: &Cli) -> u8 {
     };
     runtime.block_on(async {
         match cli.command {
+            Command::Status {
+                watch: true,
+                interval,
+                count,
+                ..
+            } => watch::run(&client, json, Duration::from_secs_f64(interval), count).await,
             Command::Status { .. } => status(&client, json).await,
+            Command::Metrics => match client.metrics().await {
+                Ok(text) => print_stdout(&text),
+                Err(error) => fail(&error),
+            },
             Command::Reload { .. } => reload(&client, json).await,
             Command::Lvs { .. } => lvs(&client, json).await,
-            Command::Completions { .. } | Command::ImportKeepalived { .. } => exit::OK,
+            Command::Config(ref command) => config::run(&client, command).await,
+            Command::Completions { .. } | Command::ImportKeepalived { .. } | Command::Coord(_) => {
+                exit::OK
+            }
         }
     })
 }
@@ -236,6 +296,19 @@ async fn reload(client: &Client, json: bool) -> u8 {
     }
 }
 
+/// `--interval`: a number of seconds, at least 0.1 (the daemon answers from memory, but a
+/// tighter loop only burns CPU) and at most a day.
+fn parse_interval(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if (0.1..=86_400.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{text} is outside 0.1..=86400 seconds"))
+    }
+}
+
 fn fail(error: &client::ClientError) -> u8 {
     eprintln!("vigilctl: {error}");
     error.exit_code()
@@ -277,6 +350,10 @@ fn token_exit_code(error: &TokenError) -> u8 {
 struct Target {
     addr: SocketAddr,
     token_file: Option<PathBuf>,
+    /// `[cluster] client_listen`, when the config was read and has one.
+    coord: Option<SocketAddr>,
+    /// `[cluster] session_timeout`, likewise.
+    session_timeout: Option<std::time::Duration>,
 }
 
 impl Target {
@@ -289,6 +366,8 @@ impl Target {
             return Ok(Self {
                 addr,
                 token_file: Some(token_file.clone()),
+                coord: None,
+                session_timeout: None,
             });
         }
         let explicit = cli.config.is_some();
@@ -320,11 +399,19 @@ impl Target {
             .api
             .or_else(|| config.as_ref().map(|c| connectable(c.api.listen)))
             .unwrap_or(fallback);
+        let cluster = config.as_ref().and_then(|c| c.cluster.as_ref());
+        let coord = cluster.map(|c| c.client_listen);
+        let session_timeout = cluster.map(|c| c.session_timeout);
         let token_file = cli
             .token_file
             .clone()
             .or_else(|| config.and_then(|c| c.api.token_file));
-        Ok(Self { addr, token_file })
+        Ok(Self {
+            addr,
+            token_file,
+            coord,
+            session_timeout,
+        })
     }
 }
 

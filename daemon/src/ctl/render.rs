@@ -5,7 +5,7 @@ use std::fmt::Write;
 use crate::api::types::StatusResponse;
 use crate::reload::{ReloadOutcome, ReloadReport};
 
-/// `vigilctl status` as a two-column table.
+/// `vigilctl status` as a two-column table, then the VRRP instances and the cluster's nodes.
 pub fn status_table(status: &StatusResponse, now_unix_secs: u64) -> String {
     let mut out = String::new();
     let mut row = |key: &str, value: &str| {
@@ -30,6 +30,12 @@ pub fn status_table(status: &StatusResponse, now_unix_secs: u64) -> String {
                 lvs.ipvs
             ),
         );
+    }
+    if let Some(coord) = &status.coord {
+        row("coord", &crate::coord::status::summary(coord));
+        if let Some(waiting) = &coord.waiting {
+            row("", waiting);
+        }
     }
     if !status.vrrp.is_empty() {
         let states: Vec<String> = status
@@ -57,6 +63,21 @@ pub fn status_table(status: &StatusResponse, now_unix_secs: u64) -> String {
     if !status.vrrp.is_empty() {
         out.push('\n');
         out.push_str(&crate::vrrp::render::vrrp_table(&status.vrrp));
+    }
+    if let Some(cluster) = &status.cluster {
+        out.push('\n');
+        match &cluster.error {
+            Some(error) => {
+                let _ = writeln!(out, "cluster: {error}");
+            }
+            None if cluster.members.is_empty() => {
+                out.push_str("cluster: no node has registered yet\n");
+            }
+            None => out.push_str(&super::cluster::cluster_table(
+                &cluster.members,
+                now_unix_secs.saturating_mul(1000),
+            )),
+        }
     }
     out
 }
@@ -135,6 +156,9 @@ mod tests {
             }),
             lvs: None,
             vrrp: Vec::new(),
+            coord: None,
+            shared_config: None,
+            cluster: None,
         };
         let table = status_table(&status, 1_060);
         assert!(table.contains("node         lb1\n"), "{table}");
@@ -146,6 +170,50 @@ mod tests {
         );
         assert!(
             table.contains("             vigil.toml:1:1: unknown key `bogus`\n"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn table_ends_with_the_cluster_or_why_it_is_missing() {
+        use crate::api::types::ClusterView;
+        use crate::members::MemberView;
+        let mut status = StatusResponse {
+            node_name: "lb2".into(),
+            version: "0.1.0".into(),
+            pid: 42,
+            uptime_secs: 61,
+            started_at_unix_secs: 1_000,
+            config_path: "/etc/vigil/vigil.toml".into(),
+            config_generation: 1,
+            last_reload: None,
+            lvs: None,
+            vrrp: Vec::new(),
+            coord: None,
+            shared_config: None,
+            cluster: Some(ClusterView {
+                members: vec![MemberView {
+                    node: "lb1".into(),
+                    up: false,
+                    last_seen_unix_ms: 1_000_000,
+                    record: None,
+                }],
+                error: None,
+            }),
+        };
+        let table = status_table(&status, 1_010);
+        let last = table.lines().last().expect("a row");
+        assert!(last.starts_with("lb1 "), "{table}");
+        assert!(last.contains("DOWN (seen 10s)"), "{table}");
+        status.cluster = Some(ClusterView {
+            members: Vec::new(),
+            error: Some("no answer from the coordination tree within 2s (no quorum?)".into()),
+        });
+        let table = status_table(&status, 1_010);
+        assert!(
+            table.ends_with(
+                "\ncluster: no answer from the coordination tree within 2s (no quorum?)\n"
+            ),
             "{table}"
         );
     }

@@ -18,6 +18,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use vigil_lvs::{self as lvs, Ipvs, LvsError, NetlinkIpvs, Reconciler};
 
+use crate::metrics::LbCounters;
+
 /// Where the IPVS table lives.
 pub enum IpvsBackend {
     /// The kernel, over generic netlink; unavailable (not fatal) when the kernel has no IPVS.
@@ -95,9 +97,12 @@ impl Kernel {
         state: watch::Sender<KernelState>,
         debounce: Duration,
         resync: Duration,
+        counters: Arc<LbCounters>,
     ) -> Self {
         let (stop, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(backend, desired, state, stop_rx, debounce, resync));
+        let task = tokio::spawn(run(
+            backend, desired, state, stop_rx, debounce, resync, counters,
+        ));
         Self { stop, task }
     }
 
@@ -138,6 +143,7 @@ async fn run(
     mut stop: oneshot::Receiver<Vec<lvs::VirtualServer>>,
     debounce: Duration,
     resync: Duration,
+    counters: Arc<LbCounters>,
 ) {
     // Opened when the first virtual server appears, so a node without LVS config never touches
     // IPVS (opening may make the kernel load ip_vs). After a failure, retried at resync ticks.
@@ -154,7 +160,7 @@ async fn run(
                 let keep = keep.unwrap_or_default();
                 if let Some(r) = reconciler {
                     let (_, result) = converge(r, keep, true).await;
-                    report(&state, result, &mut last_logged);
+                    report(&state, result, &mut last_logged, &counters);
                 }
                 return;
             }
@@ -192,7 +198,7 @@ async fn run(
         if let Some(r) = reconciler.take() {
             let (r, result) = converge(r, want, false).await;
             reconciler = r;
-            report(&state, result, &mut last_logged);
+            report(&state, result, &mut last_logged, &counters);
         }
     }
 }
@@ -228,9 +234,11 @@ fn report(
     state: &watch::Sender<KernelState>,
     result: ConvergeResult,
     last_logged: &mut Option<String>,
+    counters: &LbCounters,
 ) {
     match result {
         Ok(outcome) => {
+            counters.converged(&outcome.applied, outcome.recovered.len());
             if !outcome.applied.is_empty() {
                 tracing::info!(
                     ops = outcome.applied.len(),
@@ -248,6 +256,7 @@ fn report(
             });
         }
         Err(e) => {
+            counters.convergence_failed();
             // The same failure every resync is one log line, not one every 15 s.
             if last_logged.as_deref() != Some(e.as_str()) {
                 tracing::warn!(error = %e, "IPVS table did not converge");

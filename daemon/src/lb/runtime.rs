@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use vigil_checks::{CheckEvent, Scheduler, SchedulerConfig, Transition};
+use vigil_checks::{
+    AttemptObserver, CheckEvent, ProbeOutcome, Scheduler, SchedulerConfig, Transition,
+};
 use vigil_conf as conf;
 use vigil_lvs as lvs;
 
@@ -23,6 +25,7 @@ use super::kernel::{Desired, IpvsBackend, Kernel, KernelState};
 use super::map::MapError;
 use super::state::{Balancer, CheckChange, Mapped, SchedulerPlan, millis};
 use super::status::LbStatus;
+use crate::metrics::LbCounters;
 
 /// How long the kernel task waits after a change before converging, so a burst of events costs
 /// one convergence.
@@ -46,6 +49,8 @@ pub struct LbOptions {
     pub resync: Duration,
     /// Tuning of the check scheduler.
     pub scheduler: SchedulerConfig,
+    /// Where check attempts and IPVS convergences are counted (the metrics endpoint reads it).
+    pub counters: Arc<LbCounters>,
 }
 
 impl LbOptions {
@@ -70,6 +75,7 @@ impl LbOptions {
             debounce: DEFAULT_DEBOUNCE,
             resync: DEFAULT_RESYNC,
             scheduler,
+            counters: Arc::default(),
         }
     }
 }
@@ -109,6 +115,7 @@ enum Command {
 pub struct LbRuntime {
     commands: mpsc::UnboundedSender<Command>,
     groups: watch::Receiver<GroupStates>,
+    counters: Arc<LbCounters>,
 }
 
 impl LbRuntime {
@@ -116,7 +123,12 @@ impl LbRuntime {
     pub fn start(config: &conf::Config, options: LbOptions) -> Result<Self, LbError> {
         let mapped = Mapped::new(config)?;
         let (events_tx, events) = mpsc::unbounded_channel();
-        let scheduler = Scheduler::spawn(options.scheduler, events_tx);
+        let counters = Arc::clone(&options.counters);
+        let observer: AttemptObserver =
+            Arc::new(move |kind: &'static str, outcome: &ProbeOutcome| {
+                counters.attempt(kind, outcome);
+            });
+        let scheduler = Scheduler::spawn_observed(options.scheduler, events_tx, Some(observer));
         let mut balancer = Balancer::default();
         let plan = balancer.apply(mapped, Instant::now());
         let (desired_tx, mut desired_rx) = watch::channel::<Desired>(Arc::new(balancer.desired()));
@@ -133,6 +145,7 @@ impl LbRuntime {
             kernel_state_tx,
             options.debounce,
             options.resync,
+            Arc::clone(&options.counters),
         );
         let mut task = Task {
             scheduler,
@@ -145,7 +158,11 @@ impl LbRuntime {
         task.execute(plan);
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(task.run(rx, events, kernel));
-        Ok(Self { commands, groups })
+        Ok(Self {
+            commands,
+            groups,
+            counters: options.counters,
+        })
     }
 
     /// Adopts a reloaded config: virtual servers, real servers and checks that stay keep their
@@ -184,6 +201,11 @@ impl LbRuntime {
     /// Whether check group `name` has its quorum; `None` for an unknown group.
     pub fn group_health(&self, name: &str) -> Option<bool> {
         self.groups.borrow().get(name).copied()
+    }
+
+    /// The runtime's counters (check attempts, IPVS convergences), for the metrics endpoint.
+    pub fn counters(&self) -> &LbCounters {
+        &self.counters
     }
 
     /// A receiver that sees every change of the check-group states (for VRRP tracking).
@@ -275,7 +297,7 @@ impl Task {
             }
         }
         for (vs, t) in plan.transitions {
-            log_policy(&vs, t);
+            log_policy(&vs, t, "config applied");
         }
     }
 
@@ -324,7 +346,7 @@ impl Task {
     async fn stop(mut self, kernel: Kernel) {
         let (keep, transitions) = self.balancer.shutdown();
         for (vs, t) in transitions {
-            log_policy(&vs, t);
+            log_policy(&vs, t, "vigild stopping");
         }
         // Dropping the only scheduler handle stops every check.
         drop(self.scheduler);
@@ -348,27 +370,30 @@ fn log_change(change: &CheckChange) {
         latency_ms = millis(change.outcome.latency),
         "health check changed state"
     );
+    // The effects carry the check's verdict as their reason, so each line stands alone.
+    let reason = format!("{} check {}: {}", change.kind, state, change.outcome.detail);
     for t in &change.effects {
-        log_policy(&change.virtual_server, *t);
+        log_policy(&change.virtual_server, *t, &reason);
     }
 }
 
-fn log_policy(vs: &conf::VsKey, t: lvs::Transition) {
+/// One line per real-server or quorum change, with why it happened.
+fn log_policy(vs: &conf::VsKey, t: lvs::Transition, reason: &str) {
     let real = |d: lvs::DestKey| std::net::SocketAddr::new(d.addr, d.port);
     match t {
         lvs::Transition::RealUp(d) => {
             let real_server = real(d);
-            tracing::info!(virtual_server = %vs, %real_server, state = %"up", "real server up");
+            tracing::info!(virtual_server = %vs, %real_server, state = %"up", reason, "real server up");
         }
         lvs::Transition::RealDown(d) => {
             let real_server = real(d);
-            tracing::warn!(virtual_server = %vs, %real_server, state = %"down", "real server down");
+            tracing::warn!(virtual_server = %vs, %real_server, state = %"down", reason, "real server down");
         }
         lvs::Transition::QuorumUp => {
-            tracing::info!(virtual_server = %vs, state = %"up", "virtual server quorum gained");
+            tracing::info!(virtual_server = %vs, state = %"up", reason, "virtual server quorum gained");
         }
         lvs::Transition::QuorumDown => {
-            tracing::warn!(virtual_server = %vs, state = %"down", "virtual server quorum lost");
+            tracing::warn!(virtual_server = %vs, state = %"down", reason, "virtual server quorum lost");
         }
     }
 }

@@ -230,3 +230,59 @@ fn dynamic_weight_changes_the_desired_weight() {
         [("192.0.2.21:80".into(), 1), ("192.0.2.22:80".into(), 9)]
     );
 }
+
+#[test]
+fn a_shared_config_fragment_update_applies_by_diff_and_keeps_health() {
+    // What a `vigilctl config push` does to the LVS side: the merged config changes only the
+    // fragment's virtual server; unchanged real servers keep their checks and their health.
+    let base = config("");
+    let merged = |weight: u32| {
+        let fragment = format!(
+            "[[virtual_server]]\naddress = \"192.0.2.11:443\"\n\
+             [[virtual_server.real_server]]\naddress = \"192.0.2.31\"\n\
+             [[virtual_server.real_server.check]]\ntype = \"tcp\"\n\
+             [[virtual_server.real_server]]\naddress = \"192.0.2.32\"\nweight = {weight}\n"
+        );
+        conf::merge_fragments(&base, &[("/vigil/config/web", &fragment)])
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (mut b, _) = balancer(&merged(1));
+    let now = Instant::now();
+    b.on_event(
+        event("192.0.2.10:80", "192.0.2.22:80", 0, Transition::Down),
+        now,
+    )
+    .unwrap();
+    b.on_event(
+        event("192.0.2.11:443", "192.0.2.31:443", 0, Transition::Down),
+        now,
+    )
+    .unwrap();
+    let plan = b.apply(Mapped::new(&merged(7)).unwrap(), now);
+    assert!(
+        plan.upsert.is_empty(),
+        "no check restarted: {:?}",
+        plan.upsert
+    );
+    assert!(plan.remove.is_empty(), "{:?}", plan.remove);
+    let status = b.status(&HashMap::new(), now);
+    assert!(
+        !status[0].real_servers[1].up,
+        "the base's server is still down"
+    );
+    assert!(
+        !status[1].real_servers[0].up,
+        "the fragment's server is still down"
+    );
+    let weights: Vec<(String, u32)> = b.desired()[1]
+        .dests
+        .iter()
+        .map(|d| {
+            (
+                SocketAddr::new(d.key.addr, d.key.port).to_string(),
+                d.weight,
+            )
+        })
+        .collect();
+    assert_eq!(weights, [("192.0.2.32:443".to_owned(), 7)]);
+}

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use vigil_vrrp::instance::{Action, Reason};
+use vigil_vrrp::instance::{Action, Reason, State};
 
 use super::notify::Transition;
 use super::task::{MISMATCH_LOG_EVERY, Member};
@@ -19,7 +19,13 @@ pub(super) async fn execute(m: &mut Member, action: Action, priority: u8, master
             }
         }
         Action::AddVips(addrs) => {
-            // Quorum fencing hooks in here: acquire the owner znode first, then add with a lease.
+            // Fenced: the fencing task adds them once the owner znode is ours and the lease
+            // valid, with a kernel lifetime inside the lease.
+            if let Some(fence) = &m.fence {
+                tracing::info!(instance = name, vips = ?addrs, "master: claiming the VIPs through the quorum");
+                fence.want(true);
+                return;
+            }
             let (held, errors) = m.net.add_vips(&addrs).await;
             for e in errors {
                 tracing::error!(instance = name, error = %e, "cannot add VIP");
@@ -33,6 +39,11 @@ pub(super) async fn execute(m: &mut Member, action: Action, priority: u8, master
             }
         }
         Action::RemoveVips(addrs) => {
+            if let Some(fence) = &m.fence {
+                tracing::info!(instance = name, vips = ?addrs, "releasing the fenced VIPs");
+                fence.want(false);
+                return;
+            }
             for e in m.net.remove_vips(&addrs).await {
                 tracing::error!(instance = name, error = %e, "cannot remove VIP");
                 m.shell.error(e);
@@ -41,6 +52,11 @@ pub(super) async fn execute(m: &mut Member, action: Action, priority: u8, master
             m.shell.vips_held.retain(|a| !addrs.contains(a));
         }
         Action::SendGratuitous { addresses, count } => {
+            // A fenced master announces once the VIPs are really up (task.rs, `follow_fence`);
+            // before that, announcing would pull traffic away from the current holder.
+            if m.fence.as_ref().is_some_and(|f| !f.current().holding) {
+                return;
+            }
             for e in m.net.announce(&addresses, count) {
                 tracing::warn!(instance = name, error = %e, "cannot announce VIPs");
                 m.shell.error(e);
@@ -61,15 +77,27 @@ pub(super) async fn execute(m: &mut Member, action: Action, priority: u8, master
                 explain(reason, previous, m.last_advert, priority)
             );
             m.shell.last_reason = Some(reason.as_str());
-            m.notify.push(Transition {
+            let fencing = m.fence.as_ref().map(crate::fence::FenceMember::current);
+            let transition = Transition {
                 instance: m.conf.name.clone(),
                 vrid: m.conf.vrid,
                 from,
                 to,
                 priority,
                 reason: reason.as_str(),
-                fencing_token: None,
-            });
+                fencing_token: fencing.as_ref().and_then(|f| f.token),
+            };
+            match fencing {
+                // A fenced master is master for applications once it holds the VIPs: the
+                // "master" notification waits for them, and carries their token.
+                Some(f) if to == State::Master && !f.holding => {
+                    m.pending_master = Some(transition);
+                }
+                _ => {
+                    m.pending_master = None;
+                    m.notify.push(transition);
+                }
+            }
         }
         Action::Discarded { src, reason } => {
             tracing::debug!(instance = name, %src, reason = reason.as_str(), "advert discarded");

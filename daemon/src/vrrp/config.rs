@@ -44,6 +44,12 @@ pub enum ConvertError {
     Protocol(#[from] vigil_vrrp::config::ConfigError),
 }
 
+/// Whether `instance`'s VIPs are fenced: `fencing = "quorum"`, except for an address owner,
+/// whose VIPs are its own addresses and never move.
+pub fn is_fenced(instance: &conf::VrrpInstance) -> bool {
+    instance.fencing == conf::Fencing::Quorum && !instance.address_owner
+}
+
 /// The key of a tracked interface in [`Input::Track`].
 pub fn interface_key(name: &str) -> String {
     format!("interface:{name}")
@@ -143,6 +149,15 @@ pub fn instance_config(
             name: group_key(&group.name),
             weight: group.weight.unwrap_or(0),
             up: true,
+        });
+    }
+    if is_fenced(instance) {
+        // Down (a fault) until the fencing task holds a valid lease: a node cut off from the
+        // quorum must not be master, or its peer would stay backup while nobody holds the VIPs.
+        tracks.push(TrackConfig {
+            name: crate::fence::QUORUM_TRACK.to_owned(),
+            weight: 0,
+            up: false,
         });
     }
     let config = InstanceConfig {
@@ -307,6 +322,29 @@ command = ["/bin/true"]
         assert_eq!(got.version, Version::V2);
         assert_eq!(got.advert_interval_cs, 100);
         assert_eq!(got.auth, Auth::simple_text(b"secret").expect("fits"));
+    }
+
+    #[test]
+    fn a_fenced_instance_starts_with_its_quorum_track_down_unless_it_owns_the_addresses() {
+        let config = load();
+        let mut instance = config.vrrp_instances[1].clone();
+        instance.fencing = conf::Fencing::Quorum;
+        let quorum = |instance: &conf::VrrpInstance| {
+            instance_config(instance, &config, primary(), |_| None)
+                .expect("valid instance")
+                .tracks
+                .iter()
+                .find(|t| t.name == crate::fence::QUORUM_TRACK)
+                .map(|t| (t.weight, t.up))
+        };
+        // Weight 0, down: a fault until the fencing task holds a lease.
+        assert_eq!(quorum(&instance), Some((0, false)));
+        assert!(is_fenced(&instance));
+        instance.address_owner = true;
+        instance.priority = 255;
+        assert_eq!(quorum(&instance), None);
+        assert!(!is_fenced(&instance));
+        assert_eq!(quorum(&config.vrrp_instances[1]), None);
     }
 
     #[test]

@@ -20,10 +20,14 @@
 //! - [`script`]: running one script as the unprivileged script user with a timeout.
 //! - [`status`]: [`InstanceStatus`], served at `GET /v1/vrrp`; [`render`]: its `vigilctl` table.
 //!
+//! `fencing = "quorum"`: the instance's VIPs belong to the fencing task ([`crate::fence`]).
+//! `AddVips`/`RemoveVips` become "want"/"no longer want" (`actions.rs`); the task adds them
+//! once the owner znode is ours, with a kernel lifetime inside the quorum lease. The lease
+//! reaches the state machine as the weight-0 tracked object `quorum`; announcements and the
+//! "master" notification (with `VIGIL_FENCING_TOKEN`) wait until the VIPs are up.
+//!
 //! # Not yet
 //!
-//! - `fencing = "quorum"`: VIPs are held as with `off` (a warning says so); the lease and the
-//!   owner znode plug in where `AddVips` is executed (`task.rs`).
 //! - `use_vmac`: warned about, the interface MAC is used.
 
 pub mod config;

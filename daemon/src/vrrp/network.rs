@@ -249,10 +249,8 @@ impl Network {
     }
 }
 
-/// The kernel lifetime of a VIP under `fencing`.
-///
-/// Quorum fencing will put leases on VIPs (refreshed while the quorum confirms ownership);
-/// until the coordination layer exists, `quorum` behaves like `off` and the runtime warns.
+/// The kernel lifetime of a VIP this module adds: forever. Fenced VIPs (`quorum`) are never
+/// added here but by the fencing task, with a lifetime inside its lease (`crate::fence`).
 fn lifetime(fencing: conf::Fencing) -> Lifetime {
     match fencing {
         conf::Fencing::Off | conf::Fencing::Quorum => Lifetime::Forever,

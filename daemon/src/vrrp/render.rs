@@ -58,8 +58,28 @@ pub fn vrrp_table(instances: &[InstanceStatus]) -> String {
         if !i.tracks_down.is_empty() {
             let _ = writeln!(out, "  failing: {}", i.tracks_down.join(", "));
         }
+        if let Some(f) = &i.fencing {
+            let _ = writeln!(out, "  fencing: {}", fencing_line(f));
+        }
     }
     out
+}
+
+/// `quorum ok, owner lb1, token 4711, holding` and the like.
+fn fencing_line(f: &crate::fence::FenceStatus) -> String {
+    let quorum = if f.quorum {
+        "quorum ok"
+    } else {
+        "no quorum lease"
+    };
+    let owner = f.owner.as_deref().unwrap_or("none");
+    let token = f.token.map_or_else(|| "-".to_owned(), |t| t.to_string());
+    let holding = if f.holding { "holding" } else { "not holding" };
+    let mut line = format!("{quorum}, owner {owner}, token {token}, {holding}");
+    if let Some(e) = &f.last_error {
+        let _ = write!(line, " (last error: {e})");
+    }
+    line
 }
 
 #[cfg(test)]
@@ -87,6 +107,8 @@ mod tests {
             last_error: None,
             vips_held: vec!["10.0.0.100".parse().expect("address")],
             tracks_down: vec!["script:chk".into()],
+            transitions: Vec::new(),
+            fencing: None,
         };
         let table = vrrp_table(&[status]);
         let row = table.lines().nth(1).expect("a row");
@@ -102,5 +124,25 @@ mod tests {
             assert!(row.contains(needle), "{needle} missing from {row:?}");
         }
         assert!(table.contains("failing: script:chk"), "{table}");
+    }
+
+    #[test]
+    fn fenced_instances_show_owner_and_token() {
+        let f = crate::fence::FenceStatus {
+            quorum: true,
+            owner: Some("lb2".into()),
+            token: Some(4711),
+            holding: false,
+            last_error: None,
+        };
+        assert_eq!(
+            fencing_line(&f),
+            "quorum ok, owner lb2, token 4711, not holding"
+        );
+        let lost = crate::fence::FenceStatus::default();
+        assert_eq!(
+            fencing_line(&lost),
+            "no quorum lease, owner none, token -, not holding"
+        );
     }
 }

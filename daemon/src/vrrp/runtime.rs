@@ -12,6 +12,8 @@ use super::config::group_key;
 use super::script::{IdentityError, ScriptIdentity};
 use super::status::InstanceStatus;
 use super::task::{self, UnitEvent, UnitHandle, UnitSpec};
+use crate::fence::FenceHandle;
+use crate::watchdog::Beacon;
 
 /// Default limit for one unit's clean stop (priority-0 adverts, VIP removal, stop scripts).
 pub const DEFAULT_STOP_LIMIT: Duration = Duration::from_secs(5);
@@ -33,7 +35,8 @@ pub struct ApplySummary {
     pub stopped: Vec<String>,
     /// Changed units, stopped and started again (their VIPs move if they were master).
     pub restarted: Vec<String>,
-    /// Units whose only change was priorities, updated in place without a restart.
+    /// Units whose only change was priorities or tracking weights, updated in place without a
+    /// restart.
     pub updated: Vec<String>,
     /// Untouched units.
     pub unchanged: Vec<String>,
@@ -45,12 +48,16 @@ pub struct VrrpRuntime {
     units: BTreeMap<String, UnitHandle>,
     stop_limit: Duration,
     view: VrrpView,
+    /// The fencing task, when a coordination node runs.
+    fence: Option<FenceHandle>,
 }
 
 /// A cheap, cloneable reader of every instance's status (for the API), valid across reloads.
 #[derive(Debug, Clone, Default)]
 pub struct VrrpView {
     statuses: Arc<RwLock<Vec<watch::Receiver<InstanceStatus>>>>,
+    /// Each unit's liveness beacon, by unit name (for the systemd watchdog).
+    beacons: Arc<RwLock<Vec<(String, Beacon)>>>,
 }
 
 impl VrrpView {
@@ -62,7 +69,19 @@ impl VrrpView {
         all
     }
 
+    /// Every running unit's liveness beacon, by unit name.
+    pub fn beacons(&self) -> Vec<(String, Beacon)> {
+        self.beacons
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn publish(&self, units: &BTreeMap<String, UnitHandle>) {
+        *self.beacons.write().unwrap_or_else(PoisonError::into_inner) = units
+            .iter()
+            .map(|(name, u)| (name.clone(), u.beacon.clone()))
+            .collect();
         let fresh = units
             .values()
             .flat_map(|u| u.statuses.iter().cloned())
@@ -78,10 +97,18 @@ impl VrrpRuntime {
     /// Starts every configured instance. Each first removes VIPs left over from a crashed run,
     /// then starts as backup (or master, as the address owner).
     pub fn start(config: &conf::Config) -> Result<Self, VrrpError> {
+        VrrpRuntime::start_fenced(config, None)
+    }
+
+    /// [`start`](Self::start), with `fence` holding the VIPs of `fencing = "quorum"` instances.
+    pub fn start_fenced(
+        config: &conf::Config,
+        fence: Option<FenceHandle>,
+    ) -> Result<Self, VrrpError> {
         let specs = unit_specs(config)?;
         let units = specs
             .into_iter()
-            .map(|spec| (spec.name.clone(), task::spawn(spec, config)))
+            .map(|spec| (spec.name.clone(), task::spawn(spec, config, fence.clone())))
             .collect();
         let view = VrrpView::default();
         view.publish(&units);
@@ -89,12 +116,13 @@ impl VrrpRuntime {
             units,
             stop_limit: DEFAULT_STOP_LIMIT,
             view,
+            fence,
         })
     }
 
     /// Applies a reloaded config: unchanged units keep running untouched (no flap), removed
-    /// ones stop cleanly, new ones start, units whose only change is priorities are updated
-    /// in place, and any other change restarts the unit.
+    /// ones stop cleanly, new ones start, units whose only change is priorities or tracking
+    /// weights are updated in place, and any other change restarts the unit.
     pub async fn apply(&mut self, config: &conf::Config) -> Result<ApplySummary, VrrpError> {
         let specs = unit_specs(config)?;
         let mut summary = ApplySummary::default();
@@ -114,8 +142,7 @@ impl VrrpRuntime {
                         .zip(&spec.instances)
                         .enumerate()
                     {
-                        if old.priority != new.priority {
-                            let input = vigil_vrrp::instance::Input::SetPriority(new.priority);
+                        for input in in_place_inputs(config, old, new) {
                             let _ = handle.tx.send(UnitEvent::Input { member, input }).await;
                         }
                     }
@@ -126,11 +153,11 @@ impl VrrpRuntime {
                 Some(handle) => {
                     stop_unit(handle, self.stop_limit).await;
                     summary.restarted.push(name.clone());
-                    next.insert(name, task::spawn(spec, config));
+                    next.insert(name, task::spawn(spec, config, self.fence.clone()));
                 }
                 None => {
                     summary.started.push(name.clone());
-                    next.insert(name, task::spawn(spec, config));
+                    next.insert(name, task::spawn(spec, config, self.fence.clone()));
                 }
             }
         }
@@ -205,12 +232,18 @@ async fn stop_unit(handle: UnitHandle, limit: Duration) {
     }
 }
 
-/// Whether `a` and `b` differ at most in their members' priorities.
+/// Whether `a` and `b` differ at most in their members' priorities and the weights of their
+/// tracked interfaces, scripts and check groups: what [`in_place_inputs`] can apply to a running
+/// instance (a shared-config `[[track]]` push must not restart a master and move its VIPs).
 fn same_but_priority(a: &UnitSpec, b: &UnitSpec) -> bool {
     let strip = |spec: &UnitSpec| {
         let mut spec = spec.clone();
         for instance in &mut spec.instances {
             instance.priority = 1;
+            let track = &mut instance.track;
+            track.interfaces.iter_mut().for_each(|t| t.weight = 0);
+            track.scripts.iter_mut().for_each(|t| t.weight = None);
+            track.groups.iter_mut().for_each(|t| t.weight = None);
         }
         spec
     };
@@ -221,6 +254,50 @@ fn same_but_priority(a: &UnitSpec, b: &UnitSpec) -> bool {
         .zip(&b.instances)
         .any(|(x, y)| (x.priority == 255) != (y.priority == 255));
     !owner_change && strip(a) == strip(b)
+}
+
+/// The inputs that turn a running `old` into `new`, which differ at most as
+/// [`same_but_priority`] allows: the configured priority, then each changed tracking weight
+/// (as [`super::config`] computes it when starting an instance).
+fn in_place_inputs(
+    config: &conf::Config,
+    old: &conf::VrrpInstance,
+    new: &conf::VrrpInstance,
+) -> Vec<vigil_vrrp::instance::Input> {
+    use super::config::{interface_key, script_key};
+    use vigil_vrrp::instance::Input;
+    let mut inputs = Vec::new();
+    if old.priority != new.priority {
+        inputs.push(Input::SetPriority(new.priority));
+    }
+    let mut weight = |name: String, before: i32, after: i32| {
+        if before != after {
+            inputs.push(Input::TrackWeight {
+                name,
+                weight: after,
+            });
+        }
+    };
+    for (o, n) in old.track.interfaces.iter().zip(&new.track.interfaces) {
+        weight(interface_key(&n.name), o.weight, n.weight);
+    }
+    for (o, n) in old.track.scripts.iter().zip(&new.track.scripts) {
+        // A script's own default weight is part of the unit's spec: changing it restarts.
+        let default = config.track_script(&n.name).map_or(0, |s| s.weight);
+        weight(
+            script_key(&n.name),
+            o.weight.unwrap_or(default),
+            n.weight.unwrap_or(default),
+        );
+    }
+    for (o, n) in old.track.groups.iter().zip(&new.track.groups) {
+        weight(
+            group_key(&n.name),
+            o.weight.unwrap_or(0),
+            n.weight.unwrap_or(0),
+        );
+    }
+    inputs
 }
 
 /// Splits the config into units: each sync group, then each instance in no group.
@@ -373,5 +450,49 @@ command = ["/bin/true"]
         let script = unit_specs(&load(&CONFIG.replace("/bin/true", "/bin/false"))).expect("specs");
         assert_ne!(old[0], script[0]);
         assert_eq!(old[1], script[1]);
+    }
+
+    #[test]
+    fn a_tracking_weight_change_is_applied_in_place() {
+        use vigil_vrrp::instance::Input;
+        let tracked = |weight: &str| {
+            CONFIG.replace(
+                "track_scripts = [\"chk\"]",
+                &format!("track_scripts = [{{ name = \"chk\", weight = {weight} }}]"),
+            )
+        };
+        let (old_config, new_config) = (load(&tracked("-10")), load(&tracked("-40")));
+        let (old, new) = (
+            unit_specs(&old_config).expect("specs"),
+            unit_specs(&new_config).expect("specs"),
+        );
+        assert_ne!(old[0], new[0]);
+        assert!(
+            same_but_priority(&old[0], &new[0]),
+            "no restart, no VIP flap"
+        );
+        let inputs: Vec<Vec<Input>> = old[0]
+            .instances
+            .iter()
+            .zip(&new[0].instances)
+            .map(|(o, n)| in_place_inputs(&new_config, o, n))
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                vec![Input::TrackWeight {
+                    name: super::super::config::script_key("chk"),
+                    weight: -40,
+                }],
+                vec![],
+            ]
+        );
+        // Tracking a new object is not a weight change: the unit restarts for it.
+        let more = load(&CONFIG.replace(
+            "track_scripts = [\"chk\"]",
+            "track_scripts = [\"chk\"]\ntrack_interfaces = [\"eth1\"]",
+        ));
+        let more = unit_specs(&more).expect("specs");
+        assert!(!same_but_priority(&old[0], &more[0]));
     }
 }

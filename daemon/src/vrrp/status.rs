@@ -43,6 +43,25 @@ pub struct InstanceStatus {
     pub vips_held: Vec<IpAddr>,
     /// Tracked objects currently failing (their keys, e.g. `script:chk_web`).
     pub tracks_down: Vec<String>,
+    /// Transitions since the instance (re)started, by from, to and reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<TransitionCount>,
+    /// Quorum fencing (`fencing = "quorum"` only): lease, owner node and fencing token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing: Option<crate::fence::FenceStatus>,
+}
+
+/// How often one kind of transition happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionCount {
+    /// The state left.
+    pub from: String,
+    /// The state entered.
+    pub to: String,
+    /// Why (`master_down`, `preempted`, …).
+    pub reason: String,
+    /// How many times.
+    pub count: u64,
 }
 
 /// Counters the I/O shell keeps besides the state machine's own.
@@ -55,11 +74,24 @@ pub(crate) struct ShellStats {
     pub(crate) last_reason: Option<&'static str>,
     pub(crate) vips_held: Vec<IpAddr>,
     pub(crate) tracks_down: Vec<String>,
+    /// Transitions by (from, to, reason); a bounded set (states × reasons).
+    pub(crate) transitions: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    /// The fencing task's view of a fenced instance.
+    pub(crate) fencing: Option<crate::fence::FenceStatus>,
 }
 
 impl ShellStats {
     pub(crate) fn discard(&mut self, reason: &'static str) {
         *self.discards.entry(reason).or_default() += 1;
+    }
+
+    pub(crate) fn transition(
+        &mut self,
+        from: &'static str,
+        to: &'static str,
+        reason: &'static str,
+    ) {
+        *self.transitions.entry((from, to, reason)).or_default() += 1;
     }
 
     pub(crate) fn error(&mut self, message: String) {
@@ -90,6 +122,8 @@ impl InstanceStatus {
             last_error: None,
             vips_held: Vec::new(),
             tracks_down: Vec::new(),
+            transitions: Vec::new(),
+            fencing: None,
         }
     }
 
@@ -136,6 +170,17 @@ impl InstanceStatus {
             last_error: shell.last_error.clone(),
             vips_held: shell.vips_held.clone(),
             tracks_down: shell.tracks_down.clone(),
+            transitions: shell
+                .transitions
+                .iter()
+                .map(|((from, to, reason), count)| TransitionCount {
+                    from: (*from).to_owned(),
+                    to: (*to).to_owned(),
+                    reason: (*reason).to_owned(),
+                    count: *count,
+                })
+                .collect(),
+            fencing: shell.fencing.clone(),
         }
     }
 

@@ -22,16 +22,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use vigil_conf as conf;
 use vigil_net::{NetError, Received};
-use vigil_vrrp::instance::{Input, Instance, State};
+use vigil_vrrp::instance::{Action, Input, Instance, State};
 use vigil_vrrp::packet::Advertisement;
 use vigil_vrrp::sync_group::SyncGroup;
 
-use super::config::{ConvertError, instance_config, interface_key, parse_file_value};
+use super::config::{ConvertError, instance_config, interface_key, is_fenced, parse_file_value};
 use super::network::Network;
-use super::notify::NotifyQueue;
+use super::notify::{NotifyQueue, Transition};
 use super::script::ScriptIdentity;
 use super::status::{InstanceStatus, ShellStats};
 use super::track::TrackSources;
+use crate::fence::{FenceHandle, FenceMember, FenceStatus, QUORUM_TRACK};
+use crate::watchdog::Beacon;
 
 /// Wait between attempts to open an instance's sockets (the interface may appear later).
 const OPEN_RETRY: Duration = Duration::from_secs(1);
@@ -90,10 +92,16 @@ pub(crate) struct UnitHandle {
     pub(crate) tx: mpsc::Sender<UnitEvent>,
     pub(crate) statuses: Vec<watch::Receiver<InstanceStatus>>,
     pub(crate) task: JoinHandle<()>,
+    /// Beaten by the unit's loop; the systemd watchdog checks it.
+    pub(crate) beacon: Beacon,
 }
 
 /// Starts the unit task.
-pub(crate) fn spawn(spec: UnitSpec, config: &conf::Config) -> UnitHandle {
+pub(crate) fn spawn(
+    spec: UnitSpec,
+    config: &conf::Config,
+    fence: Option<FenceHandle>,
+) -> UnitHandle {
     let (tx, rx) = mpsc::channel(QUEUE);
     let mut senders = Vec::new();
     let mut statuses = Vec::new();
@@ -103,12 +111,22 @@ pub(crate) fn spawn(spec: UnitSpec, config: &conf::Config) -> UnitHandle {
         statuses.push(status_rx);
     }
     let config = spec.scripts_config(config);
-    let task = tokio::spawn(run(spec.clone(), config, tx.clone(), rx, senders));
+    let beacon = Beacon::new();
+    let task = tokio::spawn(run(
+        spec.clone(),
+        config,
+        tx.clone(),
+        rx,
+        senders,
+        beacon.clone(),
+        fence,
+    ));
     UnitHandle {
         spec,
         tx,
         statuses,
         task,
+        beacon,
     }
 }
 
@@ -128,6 +146,38 @@ pub(super) struct Member {
     pub(super) last_advert: Option<(IpAddr, u8)>,
     pub(super) last_mismatch_log: Option<Instant>,
     started: Instant,
+    /// `fencing = "quorum"`: the VIPs are the fencing task's to add and remove.
+    pub(super) fence: Option<FenceMember>,
+    _fence_forward: Option<AbortOnDrop>,
+    /// Whether the fencing task held the VIPs at the last look (announce on the rising edge).
+    fence_holding: bool,
+    /// A fenced master's "master" notification waits for the VIPs and their token.
+    pub(super) pending_master: Option<Transition>,
+}
+
+impl Member {
+    /// Takes in the fencing task's view: VIPs held, announcements and the deferred "master"
+    /// notification once the VIPs are up, the status shown.
+    fn follow_fence(&mut self) {
+        let Some(fence) = &self.fence else {
+            return;
+        };
+        let status = fence.current();
+        let addrs: Vec<IpAddr> = self.conf.vips.iter().map(|v| v.addr).collect();
+        if status.holding && !self.fence_holding {
+            for e in self.net.announce(&addrs, self.conf.garp.count) {
+                tracing::warn!(instance = %self.conf.name, error = %e, "cannot announce VIPs");
+                self.shell.error(e);
+            }
+            if let Some(mut transition) = self.pending_master.take() {
+                transition.fencing_token = status.token;
+                self.notify.push(transition);
+            }
+        }
+        self.fence_holding = status.holding;
+        self.shell.vips_held = if status.holding { addrs } else { Vec::new() };
+        self.shell.fencing = Some(status);
+    }
 }
 
 /// Stops the socket reader with its member.
@@ -145,8 +195,10 @@ async fn run(
     tx: mpsc::Sender<UnitEvent>,
     mut rx: mpsc::Receiver<UnitEvent>,
     status: Vec<watch::Sender<InstanceStatus>>,
+    beacon: Beacon,
+    fence: Option<FenceHandle>,
 ) {
-    let Some(nets) = open_all(&spec, &mut rx, &status).await else {
+    let Some(nets) = open_all(&spec, &mut rx, &status, &beacon).await else {
         return;
     };
     let mut instances = Vec::new();
@@ -177,12 +229,22 @@ async fn run(
                 let mut pending = InstanceStatus::pending(instance);
                 pending.last_error = Some(e.to_string());
                 status.send_replace(pending);
+                // Not running on purpose: the watchdog must not wait for this unit.
+                beacon.retire();
                 return;
             }
         }
-        if instance.fencing == conf::Fencing::Quorum {
-            tracing::warn!(instance = %instance.name, "fencing = \"quorum\" is not enforced yet: VIPs are held as with fencing = \"off\"");
-        }
+        let fenced = match (is_fenced(instance), &fence) {
+            (true, Some(handle)) => Some(handle.register(instance)),
+            (true, None) => {
+                tracing::error!(instance = %instance.name, "fencing = \"quorum\" without a coordination node: the instance stays in fault");
+                None
+            }
+            (false, _) => None,
+        };
+        let fence_forward = fenced
+            .as_ref()
+            .map(|f| AbortOnDrop(tokio::spawn(forward_fence(f.status(), index, tx.clone()))));
         if instance.use_vmac {
             tracing::warn!(instance = %instance.name, "use_vmac is not implemented yet: the interface's own MAC is used");
         }
@@ -199,6 +261,10 @@ async fn run(
             last_advert: None,
             last_mismatch_log: None,
             started: now,
+            fence: fenced,
+            _fence_forward: fence_forward,
+            fence_holding: false,
+            pending_master: None,
         });
     }
     drop(tx);
@@ -210,6 +276,10 @@ async fn run(
         unit.input(member, Input::Startup);
     }
     unit.drain().await;
+    // Proves to the watchdog that this loop comes round even when no timer or packet is due
+    // (a backup hearing a steady master, an instance in fault).
+    let mut heartbeat = tokio::time::interval(crate::watchdog::BEAT_EVERY);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = unit.group.poll_timeout();
         let event = tokio::select! {
@@ -217,6 +287,11 @@ async fn run(
             () = sleep_until(deadline) => {
                 unit.group.handle_timeout(Instant::now());
                 unit.drain().await;
+                beacon.beat();
+                continue;
+            }
+            _ = heartbeat.tick() => {
+                beacon.beat();
                 continue;
             }
         };
@@ -227,6 +302,7 @@ async fn run(
         }
         unit.drain().await;
     }
+    beacon.retire();
     unit.shutdown().await;
 }
 
@@ -235,8 +311,10 @@ async fn open_all(
     spec: &UnitSpec,
     rx: &mut mpsc::Receiver<UnitEvent>,
     status: &[watch::Sender<InstanceStatus>],
+    beacon: &Beacon,
 ) -> Option<Vec<Arc<Network>>> {
     loop {
+        beacon.beat();
         let mut nets = Vec::new();
         let mut failed = false;
         for (instance, status) in spec.instances.iter().zip(status) {
@@ -264,6 +342,28 @@ async fn open_all(
                 },
                 () = tokio::time::sleep_until(deadline) => break,
             }
+            beacon.beat();
+        }
+    }
+}
+
+/// Feeds a fenced instance's lease state to its state machine as the `quorum` tracked object,
+/// at start and on every change of its fencing status (which also refreshes the status shown).
+async fn forward_fence(
+    mut status: watch::Receiver<FenceStatus>,
+    member: usize,
+    tx: mpsc::Sender<UnitEvent>,
+) {
+    loop {
+        let up = status.borrow_and_update().quorum;
+        let input = Input::Track {
+            name: QUORUM_TRACK.to_owned(),
+            up,
+        };
+        if tx.send(UnitEvent::Input { member, input }).await.is_err()
+            || status.changed().await.is_err()
+        {
+            return;
         }
     }
 }
@@ -382,11 +482,16 @@ impl Unit {
             let Some(m) = self.members.get_mut(member) else {
                 continue;
             };
+            if let Action::StateChanged { from, to, reason } = &action {
+                m.shell
+                    .transition(from.as_str(), to.as_str(), reason.as_str());
+            }
             super::actions::execute(m, action, priority, master).await;
         }
         let now = Instant::now();
         let wall = SystemTime::now();
         for (i, m) in self.members.iter_mut().enumerate() {
+            m.follow_fence();
             if let Some(instance) = self.group.member(i) {
                 if instance.state() == State::Backup && instance.master_address().is_some() {
                     m.last_master = instance.master_address();

@@ -4,10 +4,12 @@
 //! network namespaces on one bridge — shows every daemon through `vigilctl`, and tears it all
 //! down again, also on failure or Ctrl-C (the lab's drop guard and `vigil-lab gc`).
 //!
-//! The show: lb1 and lb2 elect a VRRP master for the VIP, the client reaches the VIP through it,
-//! then the master's vigild is SIGKILLed and the demo measures how long the client goes without
-//! an answer from the new master. Quorum fencing and fencing tokens join when the split-brain
-//! protection lands; until then the instances run with `fencing = "off"` (plain VRRP).
+//! The show: lb1 and lb2 elect a VRRP master for the VIP, which holds it under quorum fencing
+//! (`fencing = "quorum"`, the witness being the third voter) with a fencing token; `vigilctl
+//! status` shows the whole cluster. Then the master's vigild is SIGKILLed and the demo measures
+//! how long the client goes without an answer from the new master, which may claim the VIP only
+//! once the dead master's coordination session has expired at the quorum, and does so under a
+//! strictly larger token.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -28,6 +30,9 @@ const ECHO_PORT: u16 = 9999;
 /// Control API port; each host has its own loopback, so all use the same one.
 const API_PORT: u16 = 7400;
 const RAFT_PORT: u16 = 7401;
+/// Coordination session timeout: a crashed owner's VIPs move after this. Fenced VIPs carry a
+/// kernel lifetime inside the lease, so it cannot be much shorter (vigild warns below ~4 s).
+const SESSION: Duration = Duration::from_secs(4);
 
 fn main() -> ExitCode {
     if !root_available("vigil-demo") {
@@ -91,19 +96,49 @@ fn run() -> anyhow::Result<()> {
     }
     println!("  client -> {VIP_ADDR}:{ECHO_PORT} answered by lb1");
 
-    step("vigilctl status on every node");
-    for (host, config, _) in &daemons {
-        println!("--- {} ---", host.name());
-        print!(
-            "{}",
-            host.run(&[
-                path_str(&vigilctl)?,
+    let ctl_json = |i: usize| -> Option<serde_json::Value> {
+        let (host, config, _) = &daemons[i];
+        let out = host
+            .run(&[
+                path_str(&vigilctl).ok()?,
                 "--config",
-                path_str(config)?,
-                "status"
-            ])?
+                path_str(config).ok()?,
+                "status",
+                "--json",
+            ])
+            .ok()?;
+        serde_json::from_str(&out).ok()
+    };
+    let Ok(old_token) = wait_value(
+        "lb1 holds the VIP under a token, all three nodes up",
+        || {
+            let status = ctl_json(0)?;
+            let token = holding_token(&status)?;
+            // lb1's published record (what every node shows) has caught up with its token.
+            let members = status["cluster"]["members"].as_array()?;
+            let published = members.iter().any(|n| {
+                n["node"] == "lb1" && n["record"]["vrrp"][0]["token"].as_u64() == Some(token)
+            });
+            (members.len() == 3 && members.iter().all(|n| n["up"] == true) && published)
+                .then_some(token)
+        },
+    ) else {
+        bail!(
+            "lb1 never held the VIP under a fencing token:\n{}",
+            daemons[0].2.log()
         );
-    }
+    };
+
+    step("vigilctl status on lb1 (every node shows the same cluster table)");
+    print!(
+        "{}",
+        lbs[0].run(&[
+            path_str(&vigilctl)?,
+            "--config",
+            path_str(&daemons[0].1)?,
+            "status"
+        ])?
+    );
 
     step("SIGKILL of the master's vigild (lb1); the client probes the VIP every 5 ms");
     let killed_at = Instant::now();
@@ -112,20 +147,59 @@ fn run() -> anyhow::Result<()> {
         bail!("lb2 never answered for the VIP:\n{}", daemons[1].2.log());
     };
     println!(
-        "  lb2 answered for {VIP_ADDR} {:.0} ms after the SIGKILL \
-         (adverts every 100 ms; Master_Down_Interval = 3 x 100 ms + skew)",
+        "  client-visible outage: {:.0} ms (lb2 answered for {VIP_ADDR} after the SIGKILL)",
         outage.as_secs_f64() * 1000.0
     );
+    println!(
+        "  why that long: VRRP notices the dead master in ~350 ms (3 x 100 ms adverts + skew), \
+         but with\n  quorum fencing lb2 may claim the VIP only once lb1's coordination session \
+         has expired at\n  the quorum (session_timeout = {} s; the rest is the expiry being \
+         committed and lb2's claim):\n  lb1 might be alive but cut off, and its VIP's kernel \
+         lifetime ends inside its lease, so\n  two holders never overlap",
+        SESSION.as_secs()
+    );
+    let Ok(new_token) = wait_value("lb2 holds the VIP under a token", || {
+        holding_token(&ctl_json(1)?)
+    }) else {
+        bail!(
+            "lb2 never held the VIP under a fencing token:\n{}",
+            daemons[1].2.log()
+        );
+    };
+    println!(
+        "  fencing token: lb1 held the VIP under {old_token}, lb2 now under {new_token} ({})",
+        if new_token > old_token {
+            "strictly larger: anything stamped by lb1 is refused"
+        } else {
+            "NOT larger: fencing is broken"
+        }
+    );
+    if new_token <= old_token {
+        bail!("the new owner's token {new_token} is not larger than {old_token}");
+    }
     let stale = lbs[0].has_address(IpAddr::V4(VIP_ADDR))?;
     println!(
         "  the dead lb1 still has {VIP_ADDR} configured: {}",
         if stale {
-            "yes (plain VRRP leaves it behind; quorum fencing will expire it)"
+            "yes (its kernel lifetime has not run out yet)"
         } else {
-            "no"
+            "no (its kernel lifetime ran out with the lease)"
         }
     );
-    println!("--- lb2 ---");
+    // The dead node is listed once its session expired; that is when lb2 claimed, so at most
+    // a publishing round later.
+    let _ = wait_value("lb1 listed as down, lb2's token published", || {
+        let status = ctl_json(1)?;
+        let members = status["cluster"]["members"].as_array()?;
+        let lb1_down = members
+            .iter()
+            .any(|n| n["node"] == "lb1" && n["up"] == false);
+        let lb2_published = members.iter().any(|n| {
+            n["node"] == "lb2" && n["record"]["vrrp"][0]["token"].as_u64() == Some(new_token)
+        });
+        (lb1_down && lb2_published).then_some(())
+    });
+    println!("--- vigilctl status on lb2 ---");
     print!(
         "{}",
         lbs[1].run(&[
@@ -165,7 +239,10 @@ fn node_config(host: &Host, id: u64, peers: &[(u64, String)], state: &Path) -> S
         "[global]\nnode_name = \"{name}\"\nlog_format = \"plain\"\nstate_dir = \"{dir}\"\n\n\
          [api]\nlisten = \"127.0.0.1:{API_PORT}\"\n\n\
          [cluster]\nnode_id = {id}\nraft_listen = \"{ip}:{RAFT_PORT}\"\ndata_dir = \"{dir}/coord\"\n\
-         witness = {witness}\n",
+         witness = {witness}\nsession_timeout = \"{session}s\"\nsession_timeout_min = \"{session}s\"\n\
+         heartbeat_interval = \"100ms\"\nelection_timeout_min = \"500ms\"\n\
+         election_timeout_max = \"1s\"\n",
+        session = SESSION.as_secs(),
         name = host.name(),
         ip = host.ipv4(),
         dir = state.display(),
@@ -183,7 +260,7 @@ fn node_config(host: &Host, id: u64, peers: &[(u64, String)], state: &Path) -> S
             c,
             "\n[[vrrp_instance]]\nname = \"vi_web\"\ninterface = \"{iface}\"\nvrid = 51\n\
              priority = {priority}\nadvert_interval = \"100ms\"\ngarp_delay = \"0s\"\n\
-             fencing = \"off\"\nvips = [\"{VIP}\"]\n",
+             fencing = \"quorum\"\nvips = [\"{VIP}\"]\n",
             iface = host.iface(),
         );
     }
@@ -303,6 +380,21 @@ fn probe_until(client: &Host, want: &str, since: Instant, limit: Duration) -> Op
         }
     }
     None
+}
+
+/// The fencing token `status` (of `vigilctl status --json`) holds the VIP under, if it does.
+fn holding_token(status: &serde_json::Value) -> Option<u64> {
+    let fencing = &status["vrrp"].as_array()?.first()?["fencing"];
+    (fencing["holding"] == true).then(|| fencing["token"].as_u64())?
+}
+
+/// Polls `probe` for up to 20 s (an election, a session expiry and a claim).
+fn wait_value<T>(what: &str, probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    Ok(vigil_integration::wait_for_value(
+        what,
+        Duration::from_secs(20),
+        probe,
+    )?)
 }
 
 fn binary(name: &str) -> anyhow::Result<PathBuf> {

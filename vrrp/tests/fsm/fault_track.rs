@@ -127,6 +127,38 @@ fn weights_move_the_advertised_priority() {
 }
 
 #[test]
+fn a_new_weight_moves_a_masters_priority_in_place_without_a_transition() {
+    // A shared-config push changes a weight on a running master: no VIP flap.
+    let t0 = epoch();
+    let mut cfg = config(Version::V3, 100, 1);
+    cfg.tracks = vec![track("chk", 10)];
+    let (mut vi, at) = master(cfg, t0);
+    assert_eq!(vi.effective_priority(), 110);
+    let actions = feed(
+        &mut vi,
+        at,
+        Input::TrackWeight {
+            name: "chk".into(),
+            weight: 40,
+        },
+    );
+    assert_eq!(vi.state(), State::Master);
+    assert_eq!(vi.effective_priority(), 140);
+    assert_eq!(sent_priorities(&actions), [140], "advertised at once");
+    assert!(transitions(&actions).is_empty(), "{actions:?}");
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveVips(_) | Action::AddVips(_))),
+        "the VIPs stay: {actions:?}"
+    );
+    // Later up/down reports use the new weight.
+    let actions = feed(&mut vi, at, down("chk"));
+    assert_eq!(sent_priorities(&actions), [100]);
+    assert_eq!(vi.state(), State::Master);
+}
+
+#[test]
 fn tracking_cannot_raise_above_254_and_the_owner_stays_255() {
     let t0 = epoch();
     let mut cfg = config(Version::V3, 250, 1);

@@ -1,0 +1,210 @@
+//! `vigil-checkbench`: 10,000 real servers checked every second, by TCP connect and separately by
+//! HTTP GET; the checking daemon's CPU time and memory and the achieved check rate, vigild and
+//! keepalived side by side; and how fast a stopped real server leaves vigild's desired table
+//! (needs root: the servers and the daemon run in a lab namespace).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+use vigil_bench::checker::config::CheckPlan;
+use vigil_bench::checker::fleet::{Fleet, Protocol};
+use vigil_bench::checker::run::{self, Outcome, Settings};
+use vigil_bench::checker::table::{LoadRow, render_dead, render_load};
+use vigil_bench::failover::daemon::{Binaries, Implementation};
+use vigil_integration::{Lab, root_available};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Check {
+    Tcp,
+    Http,
+}
+
+#[derive(Parser)]
+#[command(about = "Health-checker scale: vigild vs keepalived checking 10,000 real servers")]
+struct Cli {
+    /// Real servers (listeners), each checked once per interval.
+    #[arg(long, default_value_t = 10_000)]
+    servers: usize,
+    /// Check types to run, one after another.
+    #[arg(long, value_delimiter = ',', default_value = "tcp,http")]
+    checks: Vec<Check>,
+    /// Check interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Check timeout in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Seconds from a daemon's start to the measured window.
+    #[arg(long, default_value_t = 10)]
+    warmup_secs: u64,
+    /// Length of the measured window in seconds.
+    #[arg(long, default_value_t = 30)]
+    window_secs: u64,
+    /// Real servers stopped after vigild's window to time their removal.
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
+    /// Do not try keepalived.
+    #[arg(long)]
+    no_keepalived: bool,
+    /// Smoke test: 1,000 servers, 3 s warm-up, 5 s window, 3 stopped servers.
+    #[arg(long)]
+    quick: bool,
+}
+
+fn main() -> ExitCode {
+    if !root_available("vigil-checkbench") {
+        eprintln!("vigil-checkbench needs root: it builds a network namespace");
+        return ExitCode::from(77);
+    }
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-checkbench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The soft limit on open files: the fleet holds one descriptor per server, plus connections.
+fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn run(mut cli: Cli) -> anyhow::Result<()> {
+    if cli.quick {
+        (cli.servers, cli.warmup_secs, cli.window_secs, cli.kills) = (1000, 3, 5, 3);
+    }
+    if cli.interval_ms == 0 || cli.timeout_ms == 0 || cli.window_secs == 0 {
+        bail!("--interval-ms, --timeout-ms and --window-secs must be positive");
+    }
+    if let Some(limit) = open_files_limit()
+        && limit < cli.servers + 2048
+    {
+        bail!(
+            "{} servers need about {} open files; the limit is {limit} (raise it with ulimit -n)",
+            cli.servers,
+            cli.servers + 2048
+        );
+    }
+    let bins = Binaries::find()?;
+    let interval = Duration::from_millis(cli.interval_ms);
+    let timeout = Duration::from_millis(cli.timeout_ms);
+    println!(
+        "vigild: {}\nkeepalived: {}\n{} real servers, interval {interval:?}, timeout {timeout:?}; \
+         warm-up {} s, window {} s",
+        bins.vigild.display(),
+        bins.keepalived.display(),
+        cli.servers,
+        cli.warmup_secs,
+        cli.window_secs
+    );
+    let lab = Lab::with_hosts(&["lb"])?;
+    let lb = lab.host("lb")?;
+    let mut rows = Vec::new();
+    let mut dead = Vec::new();
+    for check in &cli.checks {
+        let protocol = match check {
+            Check::Tcp => Protocol::Tcp,
+            Check::Http => Protocol::Http,
+        };
+        let settings = Settings {
+            plan: CheckPlan {
+                protocol,
+                interval,
+                timeout,
+            },
+            warmup: Duration::from_secs(cli.warmup_secs),
+            window: Duration::from_secs(cli.window_secs),
+        };
+        let mut fleet = Fleet::start(&lb, cli.servers, protocol)
+            .with_context(|| format!("starting {} {protocol} servers", cli.servers))?;
+        let keepalived = if cli.no_keepalived {
+            None
+        } else {
+            println!("\n==> keepalived, {protocol} checks");
+            let ka = run::start(
+                &bins,
+                &lb,
+                &fleet,
+                Implementation::Keepalived,
+                settings.plan,
+            )?;
+            let outcome = run::measure(&ka, &fleet, &settings)?;
+            report(&outcome);
+            ka.kill()?;
+            Some(outcome)
+        };
+        println!("\n==> vigild, {protocol} checks");
+        let vigild = run::start(&bins, &lb, &fleet, Implementation::Vigild, settings.plan)?;
+        let outcome = run::measure(&vigild, &fleet, &settings)?;
+        report(&outcome);
+        if matches!(outcome, Outcome::Measured(_)) && cli.kills > 0 {
+            let delays = run::dead_servers(&vigild, &mut fleet, cli.kills, interval + timeout)?;
+            for (addr, delay) in &delays {
+                match delay {
+                    Some(d) => println!("  stopped {addr}: down after {:.0} ms", ms(*d)),
+                    None => println!("  stopped {addr}: NOT logged down"),
+                }
+            }
+            dead.push((protocol, delays.into_iter().map(|(_, d)| d).collect()));
+        }
+        vigild.terminate(Duration::from_secs(10))?;
+        rows.push(LoadRow {
+            protocol,
+            vigild: outcome,
+            keepalived,
+        });
+    }
+    println!("\n{}", render_load(&rows));
+    if !dead.is_empty() {
+        println!("{}", render_dead(&dead, interval + timeout));
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn report(outcome: &Outcome) {
+    match outcome {
+        Outcome::Measured(l) => println!(
+            "  {:.0} connections/s ({:.0} HTTP answers/s), CPU {:.2} % of one core ({:.2} % user), \
+             RSS {:.1} MiB, \
+             {} process(es), {} false downs; servers' CPU {:.0} %; load average {} -> {}",
+            l.connections_per_sec,
+            l.answered_per_sec,
+            l.usage.cpu_percent(),
+            l.usage.user_percent(),
+            l.usage.rss_mib(),
+            l.processes,
+            l.false_downs,
+            l.fleet_cpu_percent,
+            l.loadavg.0,
+            l.loadavg.1
+        ),
+        Outcome::Refused(log) => println!("  exited before the window; its log ends:\n{log}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_issue_load() {
+        let cli = Cli::try_parse_from(["vigil-checkbench"]).expect("defaults");
+        assert_eq!(cli.servers, 10_000);
+        assert_eq!(cli.checks, vec![Check::Tcp, Check::Http]);
+        assert_eq!((cli.interval_ms, cli.timeout_ms), (1000, 1000));
+        assert!(cli.window_secs >= 20);
+        let cli = Cli::try_parse_from(["vigil-checkbench", "--checks", "http", "--quick"])
+            .expect("flags");
+        assert_eq!(cli.checks, vec![Check::Http]);
+        assert!(cli.quick);
+    }
+}

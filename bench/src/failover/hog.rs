@@ -1,0 +1,93 @@
+//! False failovers under CPU starvation: a steady pair of each implementation (each in its own
+//! lab, both at once, so they share the same starvation) while busy loops saturate every core
+//! for a bounded time. Any VRRP transition in that time is a false failover: nothing failed.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use super::daemon::{Binaries, Implementation};
+use super::pair::{Pair, into_master};
+
+/// What one implementation's pair did under the hog.
+#[derive(Debug, Clone)]
+pub struct Flaps {
+    /// Which implementation.
+    pub implementation: Implementation,
+    /// Transitions lb1 (the master) logged during the hog.
+    pub master_transitions: Vec<String>,
+    /// Transitions lb2 (the backup) logged during the hog.
+    pub backup_transitions: Vec<String>,
+    /// Whether lb1 alone held the VIP after the hog.
+    pub steady_after: bool,
+}
+
+impl Flaps {
+    /// Times the backup became master: each one is a false failover.
+    pub fn false_failovers(&self) -> usize {
+        self.backup_transitions
+            .iter()
+            .filter(|l| into_master(l))
+            .count()
+    }
+}
+
+/// Spins one thread per core until `until`.
+fn hog(until: Instant) -> Vec<std::thread::JoinHandle<u64>> {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    (0..cores)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut spins = 0u64;
+                // Checking the clock every 4096 iterations keeps the loop pure CPU.
+                while Instant::now() < until {
+                    for _ in 0..4096 {
+                        spins = black_box(spins.wrapping_add(1));
+                    }
+                }
+                spins
+            })
+        })
+        .collect()
+}
+
+/// Runs a steady pair of each of `implementations` at `interval` while every core is saturated
+/// for `duration`; `progress` is called about every 30 s with the time left.
+pub fn run(
+    bins: &Binaries,
+    implementations: &[Implementation],
+    interval: Duration,
+    duration: Duration,
+    mut progress: impl FnMut(Duration),
+) -> anyhow::Result<Vec<Flaps>> {
+    let pairs = implementations
+        .iter()
+        .map(|&i| Pair::start(bins, i, interval))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // A few seconds of steady adverts before the hog starts.
+    std::thread::sleep(Duration::from_secs(3));
+    let before: Vec<_> = pairs.iter().map(Pair::transitions).collect();
+    let until = Instant::now() + duration;
+    let spinners = hog(until);
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        progress(left);
+        std::thread::sleep(left.min(Duration::from_secs(30)));
+    }
+    for s in spinners {
+        // A spinner cannot panic; if one did, the hog was merely shorter.
+        let _ = s.join();
+    }
+    // Transitions logged while the hog ran (log lines are only appended).
+    Ok(pairs
+        .iter()
+        .zip(before)
+        .map(|(pair, (m0, b0))| {
+            let (m, b) = pair.transitions();
+            Flaps {
+                implementation: pair.implementation,
+                master_transitions: m[m0.len().min(m.len())..].to_vec(),
+                backup_transitions: b[b0.len().min(b.len())..].to_vec(),
+                steady_after: pair.steady(),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,273 @@
+//! The coordination requests of fencing, each one future whose [`Outcome`] goes back to the
+//! fencing task: the session, its keep-alives, and the owner znode's create, read and delete.
+
+use std::time::Instant;
+
+use vigil_coord::node::{CoordError, CoordNode};
+use vigil_coord::{Command, CreateMode, Error, Op, OpResult, Request, Response};
+use vigil_fence::{HeartbeatId, SessionId, Token};
+
+/// A finished request.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// `CreateSession`, sent at `sent`.
+    Session {
+        sent: Instant,
+        result: Result<(SessionId, u32), CoordError>,
+    },
+    /// A keep-alive of `session`.
+    Heartbeat {
+        session: SessionId,
+        id: HeartbeatId,
+        result: KeepAlive,
+    },
+    /// The create of an instance's owner znode.
+    Create {
+        instance: String,
+        session: SessionId,
+        result: CreateResult,
+    },
+    /// A read of an instance's owner znode.
+    Seen {
+        instance: String,
+        result: Result<Option<OwnerNode>, CoordError>,
+    },
+    /// The delete of an instance's owner znode.
+    Delete { instance: String, result: Released },
+    /// An abandoned session was closed (or the close failed; nothing depends on it).
+    Closed,
+}
+
+/// What a keep-alive established.
+#[derive(Debug)]
+pub(super) enum KeepAlive {
+    /// Committed: the lease moves.
+    Acked,
+    /// The session is gone.
+    Expired,
+    /// No answer, or an answer that proves nothing.
+    Failed(String),
+}
+
+/// What a create of the owner znode found.
+#[derive(Debug)]
+pub(super) enum CreateResult {
+    /// Ours, with this czxid.
+    Created(Token),
+    /// Someone's already.
+    Exists(OwnerNode),
+    /// Our session is gone.
+    SessionGone,
+    /// No definite answer.
+    Failed(String),
+}
+
+/// What a delete established.
+#[derive(Debug)]
+pub(super) enum Released {
+    /// Deleted, or already gone.
+    Done,
+    /// Our session is gone (and the znode with it).
+    SessionGone,
+    /// No definite answer.
+    Failed(String),
+}
+
+/// The owner znode as read.
+#[derive(Debug, Clone)]
+pub(super) struct OwnerNode {
+    pub(super) session: SessionId,
+    pub(super) token: Token,
+    /// The owner's node name, from the znode's data.
+    pub(super) node: String,
+}
+
+/// `/vigil/vrrp/<instance>/owner`.
+pub fn owner_path(instance: &str) -> String {
+    format!("/vigil/vrrp/{instance}/owner")
+}
+
+/// The parents of the owner znode, outermost first.
+fn parents(instance: &str) -> [String; 3] {
+    [
+        "/vigil".to_owned(),
+        "/vigil/vrrp".to_owned(),
+        format!("/vigil/vrrp/{instance}"),
+    ]
+}
+
+fn coord_session(session: SessionId) -> vigil_coord::SessionId {
+    vigil_coord::SessionId(session.0)
+}
+
+/// A session-bound write: it commits only in the leader's term after the leader touched the
+/// session, which is what makes its success a lease-extending acknowledgement (crate docs of
+/// `vigil-fence`).
+async fn write(
+    node: &CoordNode,
+    session: SessionId,
+    request_id: u64,
+    request: Request,
+) -> Result<Response, CoordError> {
+    node.write(Command::Write {
+        session: coord_session(session),
+        request_id,
+        request,
+    })
+    .await
+}
+
+pub(super) async fn create_session(node: CoordNode, timeout_ms: u32) -> Outcome {
+    let sent = Instant::now();
+    let result = node
+        .create_session(timeout_ms)
+        .await
+        .map(|(session, timeout)| (SessionId(session.0), timeout));
+    Outcome::Session { sent, result }
+}
+
+/// A keep-alive: ZooKeeper's `sync` bound to the session. `CoordNode::heartbeat` is not used:
+/// the leader answers it from memory, and a leader that was deposed without noticing would
+/// still say yes.
+pub(super) async fn keep_alive(
+    node: CoordNode,
+    session: SessionId,
+    id: HeartbeatId,
+    request_id: u64,
+) -> Outcome {
+    let result = match write(&node, session, request_id, Request::Sync).await {
+        Ok(Response::Synced) => KeepAlive::Acked,
+        Ok(Response::Error(Error::SessionExpired)) | Err(CoordError::SessionExpired) => {
+            KeepAlive::Expired
+        }
+        Ok(other) => KeepAlive::Failed(format!("unexpected answer {other:?}")),
+        Err(e) => KeepAlive::Failed(e.to_string()),
+    };
+    Outcome::Heartbeat {
+        session,
+        id,
+        result,
+    }
+}
+
+/// Creates the owner znode (its parents first, if missing); on `NodeExists` reads whose it is.
+/// `request_ids` are four fresh ids of the session.
+pub(super) async fn create_owner(
+    node: CoordNode,
+    instance: String,
+    session: SessionId,
+    node_name: String,
+    request_ids: [u64; 4],
+) -> Outcome {
+    let result = create_owner_inner(&node, &instance, session, &node_name, request_ids).await;
+    Outcome::Create {
+        instance,
+        session,
+        result,
+    }
+}
+
+async fn create_owner_inner(
+    node: &CoordNode,
+    instance: &str,
+    session: SessionId,
+    node_name: &str,
+    request_ids: [u64; 4],
+) -> CreateResult {
+    for (path, id) in parents(instance).into_iter().zip(request_ids) {
+        let op = Op::Create {
+            path,
+            data: Vec::new(),
+            mode: CreateMode::Persistent,
+            sequential: false,
+        };
+        match write(node, session, id, Request::Single(op)).await {
+            Ok(Response::Op(_) | Response::Error(Error::NodeExists)) => {}
+            Ok(Response::Error(Error::SessionExpired)) | Err(CoordError::SessionExpired) => {
+                return CreateResult::SessionGone;
+            }
+            Ok(other) => return CreateResult::Failed(format!("creating parents: {other:?}")),
+            Err(e) => return CreateResult::Failed(e.to_string()),
+        }
+    }
+    let op = Op::Create {
+        path: owner_path(instance),
+        data: owner_data(node_name, instance),
+        mode: CreateMode::Ephemeral,
+        sequential: false,
+    };
+    match write(node, session, request_ids[3], Request::Single(op)).await {
+        Ok(Response::Op(OpResult::Created { stat, .. })) => {
+            CreateResult::Created(Token(stat.czxid))
+        }
+        Ok(Response::Error(Error::NodeExists)) => match read_owner(node, instance).await {
+            Ok(Some(owner)) => CreateResult::Exists(owner),
+            // Gone again already: the claim is retried.
+            Ok(None) => CreateResult::Failed("owner vanished while reading it".to_owned()),
+            Err(e) => CreateResult::Failed(e.to_string()),
+        },
+        Ok(Response::Error(Error::SessionExpired)) | Err(CoordError::SessionExpired) => {
+            CreateResult::SessionGone
+        }
+        Ok(other) => CreateResult::Failed(format!("unexpected answer {other:?}")),
+        Err(e) => CreateResult::Failed(e.to_string()),
+    }
+}
+
+/// What the owner znode holds: `<node name>\n<instance>`, for operators reading the tree.
+fn owner_data(node_name: &str, instance: &str) -> Vec<u8> {
+    format!("{node_name}\n{instance}").into_bytes()
+}
+
+async fn read_owner(node: &CoordNode, instance: &str) -> Result<Option<OwnerNode>, CoordError> {
+    let path = owner_path(instance);
+    node.read_linearizable(|sm| {
+        sm.tree().get(&path).ok().map(|(data, stat)| OwnerNode {
+            session: SessionId(stat.ephemeral_owner),
+            token: Token(stat.czxid),
+            node: String::from_utf8_lossy(data)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    })
+    .await
+}
+
+pub(super) async fn see_owner(node: CoordNode, instance: String) -> Outcome {
+    let result = read_owner(&node, &instance).await;
+    Outcome::Seen { instance, result }
+}
+
+/// Deletes our owner znode. A retry after an unanswered attempt reuses its `request_id`, so
+/// that an attempt that did commit is answered from the session's duplicate table instead of
+/// deleting a successor's znode.
+pub(super) async fn delete_owner(
+    node: CoordNode,
+    instance: String,
+    session: SessionId,
+    request_id: u64,
+) -> Outcome {
+    let op = Op::Delete {
+        path: owner_path(&instance),
+        version: None,
+    };
+    let result = match write(&node, session, request_id, Request::Single(op)).await {
+        Ok(Response::Op(OpResult::Deleted) | Response::Error(Error::NoNode)) => Released::Done,
+        Ok(Response::Error(Error::SessionExpired)) | Err(CoordError::SessionExpired) => {
+            Released::SessionGone
+        }
+        Ok(other) => Released::Failed(format!("unexpected answer {other:?}")),
+        Err(e) => Released::Failed(e.to_string()),
+    };
+    Outcome::Delete { instance, result }
+}
+
+/// Closes a session given up on; its ephemerals (a stale owner znode) go with it. Best effort:
+/// if it fails, the quorum expires the session anyway.
+pub(super) async fn close_session(node: CoordNode, session: SessionId) {
+    if let Err(e) = node.close_session(coord_session(session)).await {
+        tracing::debug!(%session, error = %e, "closing an abandoned fencing session failed");
+    }
+}
