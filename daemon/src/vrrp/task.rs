@@ -189,6 +189,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Events handled in a row before due timers are fired anyway (see the unit loop).
+const MAX_EVENT_STREAK: u32 = 64;
+
 async fn run(
     spec: UnitSpec,
     config: conf::Config,
@@ -280,13 +283,41 @@ async fn run(
     // (a backup hearing a steady master, an instance in fault).
     let mut heartbeat = tokio::time::interval(crate::watchdog::BEAT_EVERY);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Events handled since timers were last looked at.
+    let mut streak = 0u32;
     loop {
         let deadline = unit.group.poll_timeout();
         let event = tokio::select! {
+            // Events first: an advert that is already here must count before a timer fires.
+            biased;
             event = rx.recv() => event.unwrap_or(UnitEvent::Shutdown),
             () = sleep_until(deadline) => {
-                unit.group.handle_timeout(Instant::now());
+                // On a starved CPU the Master_Down timer and the master's advert become ready
+                // together; acting on the timer first makes a false failover that the advert
+                // undoes a moment later. Let the packet reader run, take everything it queued,
+                // and fire only the timers still due after that.
+                tokio::task::yield_now().await;
+                let mut stop = false;
+                while let Ok(event) = rx.try_recv() {
+                    match event {
+                        UnitEvent::Shutdown => {
+                            stop = true;
+                            break;
+                        }
+                        UnitEvent::Input { member, input } => unit.input(member, input),
+                        UnitEvent::Packet { member, result } => unit.packet(member, result),
+                    }
+                }
                 unit.drain().await;
+                if stop {
+                    break;
+                }
+                let now = Instant::now();
+                streak = 0;
+                if unit.group.poll_timeout().is_some_and(|at| at <= now) {
+                    unit.group.handle_timeout(now);
+                    unit.drain().await;
+                }
                 beacon.beat();
                 continue;
             }
@@ -301,6 +332,17 @@ async fn run(
             UnitEvent::Packet { member, result } => unit.packet(member, result),
         }
         unit.drain().await;
+        // `biased` must not let a flood of packets starve the timers: once the queue is empty,
+        // or after a bounded run of events, due timers fire.
+        streak += 1;
+        let now = Instant::now();
+        if (rx.is_empty() || streak >= MAX_EVENT_STREAK)
+            && unit.group.poll_timeout().is_some_and(|at| at <= now)
+        {
+            streak = 0;
+            unit.group.handle_timeout(now);
+            unit.drain().await;
+        }
     }
     beacon.retire();
     unit.shutdown().await;
