@@ -57,6 +57,7 @@ mod cmd;
 pub mod daemons;
 mod error;
 pub mod faults;
+pub mod fenced_store;
 pub mod holders;
 mod host;
 mod lab;

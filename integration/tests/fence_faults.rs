@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use vigil_integration::faults::{self, Binaries, Node, Options, Schedule, Target, Timing};
+use vigil_integration::fenced_store::FencedStore;
 use vigil_integration::tokens::{self, Grant};
 use vigil_integration::{
     HolderRecorder, HolderReport, Host, Lab, Process, daemons, root_available,
@@ -269,6 +270,11 @@ fn c_a_master_paused_past_its_session_never_returns_with_its_old_token() {
         return;
     };
     let old = fl.token_of("lb1").expect("lb1 got a token");
+    // The fenced resource: lb1's application writes under the token its notify script got.
+    let mut store = FencedStore::default();
+    store
+        .write(old, "written by lb1")
+        .expect("the owner's write");
     fl.process(Node::Lb1).stop().expect("SIGSTOP lb1");
     // The kernel drops the frozen daemon's VIP (its lifetime ends with the lease); lb2 claims
     // once the session expired.
@@ -276,8 +282,18 @@ fn c_a_master_paused_past_its_session_never_returns_with_its_old_token() {
     std::thread::sleep(SESSION);
     let successor = fl.token_of("lb2").expect("lb2 got a token");
     assert!(successor > old);
+    store
+        .write(successor, "written by lb2")
+        .expect("the successor's write");
     let resumed = fl.recorder.now();
     fl.process(Node::Lb1).cont().expect("SIGCONT lb1");
+    // lb1's application wakes up with the token it was given before the pause: its late write
+    // is refused and the successor's value stands.
+    assert!(
+        store.write(old, "late write by lb1").is_err(),
+        "the fenced store accepted token {old} after {successor}"
+    );
+    assert_eq!(store.value(), Some("written by lb2"));
     // lb1 preempts (priority 150) — with a new claim — or stays backup; never with `old`.
     let holder = fl
         .recorder
