@@ -59,6 +59,8 @@ pub mod notify;
 pub mod reload;
 pub mod shared_config;
 pub mod supervisor;
+#[cfg(test)]
+mod testing;
 pub mod vigild;
 pub mod vrrp;
 pub mod watchdog;

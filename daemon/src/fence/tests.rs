@@ -3,51 +3,16 @@
 //! kernel is not touched: these tests cover the coordination glue (sessions, keep-alives,
 //! owner znodes, tokens, hand-over); the kernel side is covered by the lab tests.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use vigil_conf as conf;
-use vigil_coord::node::{CoordConfig, CoordNode};
+use vigil_coord::node::CoordNode;
 
 use super::{FenceHandle, FenceRuntime, FenceSettings, FenceStatus, owner_path};
+use crate::testing::{Dir, single_node};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("vigil-fence-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Dir(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn single_node(dir: &Dir) -> CoordNode {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut config = CoordConfig::new(1, addr, &dir.0);
-    config.initial_members = BTreeMap::from([(1, addr.to_string())]);
-    config.heartbeat_interval = Duration::from_millis(50);
-    config.election_timeout_min = Duration::from_millis(200);
-    config.election_timeout_max = Duration::from_millis(400);
-    CoordNode::start_on(config, listener)
-        .await
-        .expect("start node")
-}
 
 fn instance() -> conf::VrrpInstance {
     let toml = r#"
@@ -98,7 +63,7 @@ fn register(handle: &FenceHandle) -> (super::FenceMember, watch::Receiver<FenceS
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_wait_hand_over_and_tokens_increase() {
-    let dir = Dir::new();
+    let dir = Dir::new("fence");
     let node = single_node(&dir).await;
     let lb1 = fencer(&node, "lb1");
     let lb2 = fencer(&node, "lb2");
@@ -151,7 +116,7 @@ async fn claims_wait_hand_over_and_tokens_increase() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ended_behind_our_back_drops_the_claim_and_a_new_one_gets_a_larger_token() {
-    let dir = Dir::new();
+    let dir = Dir::new("fence");
     let node = single_node(&dir).await;
     let lb1 = fencer(&node, "lb1");
     let (m1, mut s1) = register(&lb1.handle());

@@ -1,18 +1,14 @@
 //! The tree layout, versions, history, validation and races against a real single-node
 //! coordination node on loopback, and the watcher feeding the supervisor's channel.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use vigil_conf::Config;
-use vigil_coord::node::{CoordConfig, CoordNode};
 
 use super::tree::{self, Change, TreeError};
 use super::{Fragment, merge, validate};
 use crate::control::{self, Control};
+use crate::testing::{Dir, single_node};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -50,38 +46,6 @@ group = "web"
 weight = -30
 "#;
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("vigil-shared-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Dir(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn single_node(dir: &Dir) -> CoordNode {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let mut config = CoordConfig::new(1, addr, &dir.0);
-    config.initial_members = BTreeMap::from([(1, addr.to_string())]);
-    config.heartbeat_interval = Duration::from_millis(50);
-    config.election_timeout_min = Duration::from_millis(200);
-    config.election_timeout_max = Duration::from_millis(400);
-    CoordNode::start_on(config, listener)
-        .await
-        .expect("start node")
-}
-
 fn base() -> Config {
     vigil_conf::load_str(BASE, "vigil.toml").unwrap_or_else(|e| panic!("{e}"))
 }
@@ -98,7 +62,7 @@ fn web_weight(weight: i32) -> String {
 
 #[tokio::test]
 async fn pushes_keep_current_and_history_in_step_and_rollback_adds_a_version() {
-    let dir = Dir::new();
+    let dir = Dir::new("shared");
     let node = single_node(&dir).await;
     assert!(tree::current(&node).await.expect("read").is_empty());
 
@@ -191,7 +155,7 @@ async fn pushes_keep_current_and_history_in_step_and_rollback_adds_a_version() {
 
 #[tokio::test]
 async fn an_invalid_fragment_is_refused_with_positions_and_nothing_is_written() {
-    let dir = Dir::new();
+    let dir = Dir::new("shared");
     let node = single_node(&dir).await;
     let v1 = tree::push(&node, "web", WEB, "lb1", validator())
         .await
@@ -256,7 +220,7 @@ async fn an_invalid_fragment_is_refused_with_positions_and_nothing_is_written() 
 
 #[tokio::test]
 async fn a_duplicate_virtual_server_across_fragments_is_refused() {
-    let dir = Dir::new();
+    let dir = Dir::new("shared");
     let node = single_node(&dir).await;
     tree::push(&node, "web", WEB, "lb1", validator())
         .await
@@ -284,7 +248,7 @@ async fn a_duplicate_virtual_server_across_fragments_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_racing_pushes_the_later_fails_and_writes_nothing() {
-    let dir = Dir::new();
+    let dir = Dir::new("shared");
     let node = single_node(&dir).await;
     let v1 = tree::push(&node, "web", WEB, "lb1", validator())
         .await
@@ -338,7 +302,7 @@ async fn of_two_racing_pushes_the_later_fails_and_writes_nothing() {
 
 #[tokio::test]
 async fn the_watcher_sends_the_initial_set_and_every_change() {
-    let dir = Dir::new();
+    let dir = Dir::new("shared");
     let node = single_node(&dir).await;
     let v1 = tree::push(&node, "web", WEB, "lb1", validator())
         .await
