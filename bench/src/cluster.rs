@@ -164,6 +164,15 @@ impl ProcessTarget {
             connect,
         };
         target.wait(deadline, ready_key).await?;
+        // One member serving is enough to time a restart, but the phases use every member:
+        // on a loaded machine ZooKeeper's followers can still be joining when one answers.
+        for addr in target.addrs.clone() {
+            let connect = Arc::clone(&target.connect);
+            wait_serving(&mut target.cluster, 1, deadline, ready_key, |_| {
+                connect(addr.clone())
+            })
+            .await?;
+        }
         Ok(target)
     }
 

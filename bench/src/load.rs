@@ -147,6 +147,14 @@ pub struct WatchLatency {
     pub p50: Duration,
     /// 99th percentile set→notification latency.
     pub p99: Duration,
+    /// Where the time goes, per set (p99 of each): the writer's set → its acknowledgement
+    /// (commit through the leader), set → the first of the key's watchers notified, and the
+    /// first → the last of them notified (fan-out on member 0 and in this process).
+    pub ack_p99: Duration,
+    /// See `ack_p99`.
+    pub first_p99: Duration,
+    /// See `ack_p99`.
+    pub spread_p99: Duration,
 }
 
 /// `watchers` clients, all on member 0, watch [`WATCH_KEYS`] keys; a writer on member 1
@@ -171,6 +179,8 @@ pub async fn watch_latency(
         held.push(c);
     }
     let mut hist = Histogram::new();
+    let (mut acks, mut firsts, mut spreads) =
+        (Histogram::new(), Histogram::new(), Histogram::new());
     let mut missed = 0;
     let deadline = Instant::now() + duration;
     let mut round = 0usize;
@@ -179,12 +189,20 @@ pub async fn watch_latency(
         let key = wkey(j);
         let t0 = Instant::now();
         writer.write(&key, round.to_string().as_bytes()).await?;
+        acks.record(t0.elapsed());
         let mut got = 0;
+        let mut first = None;
         while got < per_key[j] {
             match tokio::time::timeout_at(t0 + Duration::from_secs(10), rx.recv()).await {
                 Ok(Some(n)) if n.key == key => {
-                    hist.record(n.at.saturating_duration_since(t0));
+                    let at = n.at.saturating_duration_since(t0);
+                    hist.record(at);
+                    let first = *first.get_or_insert(at);
                     got += 1;
+                    if got == per_key[j] {
+                        firsts.record(first);
+                        spreads.record(at.saturating_sub(first));
+                    }
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(BenchError::Closed("watch channel")),
@@ -204,6 +222,9 @@ pub async fn watch_latency(
         missed,
         p50: hist.percentile(50.0).unwrap_or_default(),
         p99: hist.percentile(99.0).unwrap_or_default(),
+        ack_p99: acks.percentile(99.0).unwrap_or_default(),
+        first_p99: firsts.percentile(99.0).unwrap_or_default(),
+        spread_p99: spreads.percentile(99.0).unwrap_or_default(),
     })
 }
 

@@ -63,6 +63,12 @@ pub struct WatchFigures {
     pub p50_ms: f64,
     /// p99, ms.
     pub p99_ms: f64,
+    /// p99 of the writer's set → acknowledgement, ms (the commit part).
+    pub ack_p99_ms: f64,
+    /// p99 of set → the first watcher of the key notified, ms.
+    pub first_p99_ms: f64,
+    /// p99 of first → last watcher of the key notified, ms (the fan-out part).
+    pub spread_p99_ms: f64,
     /// Notifications measured.
     pub notifications: usize,
     /// Notifications that never arrived.
@@ -74,6 +80,9 @@ impl From<&WatchLatency> for WatchFigures {
         Self {
             p50_ms: ms(w.p50),
             p99_ms: ms(w.p99),
+            ack_p99_ms: ms(w.ack_p99),
+            first_p99_ms: ms(w.first_p99),
+            spread_p99_ms: ms(w.spread_p99),
             notifications: w.notifications,
             missed: w.missed,
         }
@@ -140,6 +149,21 @@ const ROWS: &[Row] = &[
     Row {
         label: "watch notify p99 ms",
         get: |f| f.watch.as_ref().map(|w| w.p99_ms),
+        decimals: 2,
+    },
+    Row {
+        label: "  set ack p99 ms",
+        get: |f| f.watch.as_ref().map(|w| w.ack_p99_ms),
+        decimals: 2,
+    },
+    Row {
+        label: "  first notify p99 ms",
+        get: |f| f.watch.as_ref().map(|w| w.first_p99_ms),
+        decimals: 2,
+    },
+    Row {
+        label: "  fan-out p99 ms",
+        get: |f| f.watch.as_ref().map(|w| w.spread_p99_ms),
         decimals: 2,
     },
     Row {

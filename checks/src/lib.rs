@@ -21,6 +21,7 @@ pub mod spec;
 pub use health::{Health, Transition};
 pub use probe::{Prepared, ProbeOutcome, probe};
 pub use scheduler::{
-    AttemptObserver, CheckEvent, CheckId, CheckStatus, Scheduler, SchedulerConfig,
+    AttemptObserver, CheckEvent, CheckId, CheckStatus, Hooks, PROGRESS_EVERY, ProgressHook,
+    Scheduler, SchedulerConfig,
 };
 pub use spec::{CheckKind, CheckSpec, Digest, HttpCheck, Source, Timing};

@@ -83,6 +83,33 @@ impl Default for SchedulerConfig {
 /// It runs on the scheduler task, so it must be cheap and must not block.
 pub type AttemptObserver = Arc<dyn Fn(&'static str, &ProbeOutcome) + Send + Sync>;
 
+/// Told each time the scheduler's loop comes round (a command, a finished probe, a due timer,
+/// or at least every [`PROGRESS_EVERY`] when idle), e.g. to beat a liveness watchdog. A loop
+/// that is stuck (an observer or a probe blocking the task) stops calling it. Runs on the
+/// scheduler task: it must be cheap and must not block.
+pub type ProgressHook = Arc<dyn Fn() + Send + Sync>;
+
+/// Longest gap between two [`ProgressHook`] calls of an idle but healthy scheduler.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Optional callbacks of a scheduler.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Sees every finished attempt.
+    pub observer: Option<AttemptObserver>,
+    /// Proof that the loop is making progress.
+    pub progress: Option<ProgressHook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("observer", &self.observer.is_some())
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
 /// Handle to a running scheduler; cheap to clone. Dropping every handle stops the scheduler.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
@@ -124,9 +151,26 @@ impl Scheduler {
         events: mpsc::UnboundedSender<CheckEvent>,
         observer: Option<AttemptObserver>,
     ) -> Self {
+        Self::spawn_with(
+            config,
+            events,
+            Hooks {
+                observer,
+                progress: None,
+            },
+        )
+    }
+
+    /// [`spawn`](Self::spawn), with `hooks`.
+    pub fn spawn_with(
+        config: SchedulerConfig,
+        events: mpsc::UnboundedSender<CheckEvent>,
+        hooks: Hooks,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut core = Core::new(config, events);
-        core.observer = observer;
+        core.observer = hooks.observer;
+        core.progress = hooks.progress;
         tokio::spawn(core.run(rx));
         Scheduler { tx }
     }
@@ -179,6 +223,7 @@ struct Core {
     rng: SplitMix64,
     seq: u16,
     observer: Option<AttemptObserver>,
+    progress: Option<ProgressHook>,
 }
 
 impl Core {
@@ -193,12 +238,17 @@ impl Core {
             rng: SplitMix64(config.seed),
             seq: 0,
             observer: None,
+            progress: None,
         }
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         let sleep = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(sleep);
+        // Only there to make an idle loop come round for the progress hook.
+        let mut idle = tokio::time::interval(PROGRESS_EVERY);
+        idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let beats = self.progress.is_some();
         loop {
             let next = self.timers.peek().map(|Reverse((t, _, _))| *t);
             if let Some(t) = next {
@@ -213,8 +263,12 @@ impl Core {
                     self.finished(id, generation, outcome);
                 }
                 () = &mut sleep, if next.is_some() => self.fire_due(),
+                _ = idle.tick(), if beats => {}
             }
             self.start_ready();
+            if let Some(progress) = &self.progress {
+                progress();
+            }
         }
     }
 

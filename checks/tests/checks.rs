@@ -443,3 +443,65 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The progress hook follows the loop itself: called while the scheduler is idle, silent while
+/// the task is stuck (here an observer that blocks it), called again once it is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_progress_hook_beats_while_idle_and_stops_while_the_loop_is_blocked() {
+    use std::sync::Mutex;
+    use vigil_checks::{Hooks, PROGRESS_EVERY};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let _accept = tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    let beats = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&beats);
+    // The observer blocks the scheduler task until released (bounded, so a failing test ends).
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let gate = Mutex::new((entered_tx, release_rx));
+    let (tx, _rx) = mpsc::unbounded_channel::<CheckEvent>();
+    let sched = Scheduler::spawn_with(
+        SchedulerConfig::default(),
+        tx,
+        Hooks {
+            observer: Some(Arc::new(
+                move |_: &'static str, _: &vigil_checks::ProbeOutcome| {
+                    let gate = gate.lock().unwrap();
+                    let _ = gate.0.send(());
+                    let _ = gate.1.recv_timeout(Duration::from_secs(10));
+                },
+            )),
+            progress: Some(Arc::new(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+            })),
+        },
+    );
+    // Idle (no checks yet): the loop still comes round every PROGRESS_EVERY.
+    tokio::time::sleep(PROGRESS_EVERY * 3).await;
+    let idle = beats.load(Ordering::Relaxed);
+    assert!(idle >= 2, "only {idle} beats while idle");
+
+    let mut s = spec(target, CheckKind::Tcp);
+    s.timing.warmup = Duration::ZERO;
+    sched.upsert(CheckId(1), s).unwrap();
+    tokio::task::spawn_blocking(move || entered_rx.recv_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("the first attempt finished");
+    let blocked = beats.load(Ordering::Relaxed);
+    tokio::time::sleep(PROGRESS_EVERY * 3).await;
+    assert_eq!(
+        beats.load(Ordering::Relaxed),
+        blocked,
+        "beats while the loop was blocked"
+    );
+    release_tx.send(()).unwrap();
+    // Later attempts block again until released; keep releasing.
+    drop(release_tx);
+    tokio::time::sleep(PROGRESS_EVERY * 2).await;
+    assert!(
+        beats.load(Ordering::Relaxed) > blocked,
+        "no beats after the loop was released"
+    );
+}

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use vigil_conf::{
-    AddressFamily, CheckKind, DEFAULT_API_LISTEN, DnsType, Fencing, Forwarding, Garp, LogFormat,
-    Protocol, SchedFlags, Scheduler, StatusRange, Transport, V3Checksum, VrrpVersion, VsKey,
-    default_node_name,
+    AddressFamily, CheckKind, DEFAULT_API_LISTEN, DnsType, Fencing, FencingParams, Forwarding,
+    Garp, LogFormat, Protocol, SchedFlags, Scheduler, StatusRange, Transport, V3Checksum,
+    VrrpVersion, VsKey, default_node_name,
 };
 
 use crate::support::{INSTANCE, ok};
@@ -22,6 +22,7 @@ fn empty_file_gives_documented_defaults() {
     assert_eq!(c.global.script_group, None);
     assert_eq!(c.global.log_format, LogFormat::Plain);
     assert_eq!(c.global.state_dir, PathBuf::from("/var/lib/vigil"));
+    assert_eq!(c.global.vrrp_rt_priority, None);
     assert_eq!(
         c.api.listen,
         "127.0.0.1:7400".parse::<SocketAddr>().expect("literal")
@@ -114,6 +115,14 @@ fn cluster_defaults() {
     assert_eq!(c.node_id, 4);
     assert!(c.peers.is_empty() && c.tls.is_none() && !c.witness);
     assert_eq!(c.data_dir, PathBuf::from("/srv/vigil/coord"));
+    assert_eq!(
+        c.fencing,
+        FencingParams {
+            max_clock_drift_ppm: 500,
+            margin: Duration::from_millis(200),
+            kernel_slack: Duration::from_secs(1),
+        }
+    );
     assert_eq!(
         (
             c.session_timeout,
@@ -236,4 +245,34 @@ fn https_verifies_certificates_by_default_and_fwmark_defaults() {
     };
     let tls = h.tls.as_ref().expect("https has tls");
     assert!(tls.verify_cert && tls.sni.is_none() && tls.ca_file.is_none());
+}
+
+#[test]
+fn fencing_parameters_are_read() {
+    let c = ok(
+        "[cluster]\nnode_id = 1\nsession_timeout = \"6s\"\n[cluster.fencing]\n\
+                max_clock_drift_ppm = 1000\nmargin = \"300ms\"\nkernel_slack = \"2s\"\n",
+    )
+    .cluster
+    .expect("cluster");
+    assert_eq!(
+        c.fencing,
+        FencingParams {
+            max_clock_drift_ppm: 1000,
+            margin: Duration::from_millis(300),
+            kernel_slack: Duration::from_secs(2),
+        }
+    );
+    // 6 s · 0.999 − 0.3 s = 5.694 s of lease; it needs 2 s + 1 s + 2 s.
+    assert_eq!(
+        c.fencing.lease_budget(c.session_timeout),
+        Some(Duration::from_millis(5_694))
+    );
+    assert!(c.fencing.timeout_fits(c.session_timeout));
+    // (2 s + 1 s + 0.3 s) / (2/3 − 0.001) = 4.9574 s, rounded up to the millisecond.
+    assert_eq!(
+        c.fencing.min_session_timeout(),
+        Some(Duration::from_millis(4_958))
+    );
+    assert!(!c.fencing.timeout_fits(Duration::from_millis(4_957)));
 }

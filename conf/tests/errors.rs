@@ -134,6 +134,82 @@ fn duplicate_vrid_on_one_interface_and_family() {
 }
 
 #[test]
+fn vrrp_rt_priority_is_a_sched_rr_priority() {
+    one_error(
+        "[global]\nvrrp_rt_priority = 100\n",
+        2,
+        20,
+        "vrrp_rt_priority",
+    );
+    one_error(
+        "[global]\nvrrp_rt_priority = 0\n",
+        2,
+        20,
+        "vrrp_rt_priority",
+    );
+    assert_eq!(
+        ok("[global]\nvrrp_rt_priority = 50\n")
+            .global
+            .vrrp_rt_priority,
+        Some(50)
+    );
+}
+
+#[test]
+fn vmac_names_are_valid_interface_names_and_unique() {
+    one_error(
+        &inst("vmac_name = \"vrrp.x\"\n"),
+        6,
+        13,
+        "`vmac_name` needs use_vmac = true",
+    );
+    let vmac = |name: &str| inst(&format!("use_vmac = true\nvmac_name = \"{name}\"\n"));
+    one_error(
+        &vmac("a-name-of-16-chr"),
+        7,
+        13,
+        "`vmac_name` \"a-name-of-16-chr\" must be 1 to 15 bytes long",
+    );
+    one_error(&vmac("vr/1"), 7, 13, "is not a valid interface name");
+    one_error(&vmac("vr 1"), 7, 13, "is not a valid interface name");
+    one_error(&vmac(".."), 7, 13, "is not a valid interface name");
+    one_error(
+        &vmac("eth0"),
+        7,
+        13,
+        "`vmac_name` \"eth0\" is the instance's own interface",
+    );
+    let config = ok(&vmac("vmac1"));
+    assert_eq!(
+        config.vrrp_instances[0].vmac_interface().as_deref(),
+        Some("vmac1")
+    );
+    let config = ok(&inst("use_vmac = true\n"));
+    assert_eq!(
+        config.vrrp_instances[0].vmac_interface().as_deref(),
+        Some("vrrp.1")
+    );
+    assert_eq!(ok(INSTANCE).vrrp_instances[0].vmac_interface(), None);
+
+    // vrid 1 on eth0 and on eth1 would both default to "vrrp.1".
+    let second = INSTANCE
+        .replace("name = \"vi\"", "name = \"vi2\"")
+        .replace("192.0.2.1", "192.0.2.2")
+        .replace("eth0", "eth1");
+    one_error(
+        &format!("{}{second}use_vmac = true\n", inst("use_vmac = true\n")),
+        12,
+        12,
+        "virtual MAC interface \"vrrp.1\" is already used by another instance; set `vmac_name` (first at line 6)",
+    );
+    let named = format!(
+        "{}{second}use_vmac = true\nvmac_name = \"vrrp.1b\"\n",
+        inst("use_vmac = true\n")
+    );
+    assert_eq!(ok(&named).vrrp_instances.len(), 2);
+}
+
+#[test]
 fn vip_family_must_match_the_instance() {
     one_error(
         &inst("family = \"ipv6\"\n"),
@@ -433,6 +509,64 @@ fn cluster_timing_errors() {
         3,
         1,
         "missing required key `key` in [cluster.tls]",
+    );
+}
+
+#[test]
+fn session_timeout_too_short_for_fencing() {
+    // Defaults (500 ppm, 200ms margin, 1s kernel slack) need about 3.3 s; 3 s leaves a
+    // lease of 2.8 s, less than 1 s + 1 s slack + a keep-alive interval of 1 s.
+    let src = format!(
+        "[cluster]\nnode_id = 1\nsession_timeout = \"3s\"\nsession_timeout_min = \"2s\"\n{INSTANCE}"
+    );
+    one_error(
+        &src,
+        3,
+        19,
+        "session_timeout \"3s\" is too short for quorum fencing (instance \"vi\"",
+    );
+    assert!(
+        errs(&src)[0].message.contains("use at least \"3s303ms\""),
+        "{:?}",
+        errs(&src)[0].message
+    );
+    // Absent, the default of 10 s fits; a larger margin makes it too short, reported at the
+    // [cluster] table.
+    ok(&format!("[cluster]\nnode_id = 1\n{INSTANCE}"));
+    one_error(
+        &format!("[cluster]\nnode_id = 1\n[cluster.fencing]\nmargin = \"5s\"\n{INSTANCE}"),
+        1,
+        1,
+        "session_timeout \"10s\" is too short for quorum fencing",
+    );
+    // Without fenced instances (fencing off, an address owner, a witness) nothing is checked.
+    ok(&format!(
+        "[cluster]\nnode_id = 1\nsession_timeout = \"2s\"\n{INSTANCE}fencing = \"off\"\n"
+    ));
+    ok(&format!(
+        "[cluster]\nnode_id = 1\nsession_timeout = \"2s\"\n{INSTANCE}priority = 255\naddress_owner = true\n"
+    ));
+}
+
+#[test]
+fn fencing_parameters_out_of_range() {
+    one_error(
+        "[cluster]\nnode_id = 1\n[cluster.fencing]\nmax_clock_drift_ppm = 100001\n",
+        4,
+        23,
+        "`max_clock_drift_ppm` = 100001 is out of range 0..=100000",
+    );
+    one_error(
+        "[cluster]\nnode_id = 1\n[cluster.fencing]\nkernel_slack = \"11s\"\n",
+        4,
+        16,
+        "`kernel_slack` = \"11s\" is out of range",
+    );
+    one_error(
+        "[cluster]\nnode_id = 1\n[cluster.fencing]\nmargn = \"1s\"\n",
+        4,
+        1,
+        "did you mean `margin`?",
     );
 }
 

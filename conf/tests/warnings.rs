@@ -68,3 +68,19 @@ fn lvs_port_mapping_and_unreachable_quorum() {
     let nat = src.replace("quorum = 5", "quorum = 2\nforwarding = \"nat\"");
     assert!(warnings(&nat).is_empty());
 }
+
+#[test]
+fn optimistic_fencing_parameters() {
+    let w = warnings(
+        "[cluster]\nnode_id = 1\n[cluster.fencing]\nmax_clock_drift_ppm = 50\nkernel_slack = \"500ms\"\n",
+    );
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert_eq!((w[0].line, w[0].col), (4, 23));
+    assert!(w[0].message.contains("below 200"), "{}", w[0].message);
+    assert_eq!((w[1].line, w[1].col), (5, 16));
+    assert!(
+        w[1].message.contains("about a second late"),
+        "{}",
+        w[1].message
+    );
+}

@@ -16,22 +16,27 @@ use crate::tree::Stat;
 /// What a log entry stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VersionedCommand {
-    /// The first format.
+    /// The first format: one command per entry, whose zxid is the entry's log index. Only
+    /// read back from logs written before batching; leaders no longer write it.
     V1(Command),
+    /// The commands a leader collected while its previous write was in flight, in proposal
+    /// order (at most [`crate::zxid::MAX_BATCH`]). Each is applied as its own transaction with
+    /// its own zxid, response and dedupe record; one failing leaves the others alone (unlike
+    /// [`Request::Multi`]). See [`crate::zxid`].
+    V2(Vec<Command>),
 }
 
 impl VersionedCommand {
-    /// The command in the current format.
-    pub fn into_command(self) -> Command {
-        match self {
-            VersionedCommand::V1(cmd) => cmd,
-        }
+    /// A batch of commands, in the current format.
+    pub fn batch(commands: Vec<Command>) -> VersionedCommand {
+        VersionedCommand::V2(commands)
     }
 }
 
 impl From<Command> for VersionedCommand {
+    /// A batch of one: the current format, so its zxid is composite like every other new one.
     fn from(cmd: Command) -> Self {
-        VersionedCommand::V1(cmd)
+        VersionedCommand::V2(vec![cmd])
     }
 }
 
@@ -198,6 +203,9 @@ pub enum Response {
     },
     /// The command failed as a whole.
     Error(Error),
+    /// The responses to a [`VersionedCommand::V2`] entry's commands, in order. Only between
+    /// the state machine and the leader that proposed the batch; clients never see it.
+    Batch(Vec<Response>),
 }
 
 impl Response {

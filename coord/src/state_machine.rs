@@ -1,7 +1,8 @@
 //! `StateMachine`: the replicated state (tree + sessions) and the deterministic `apply`.
 //!
-//! Apply reads no clock and draws no random number: the zxid is the entry's log index and the
-//! time is the leader's, carried in the entry. Given the same entries, every replica reaches the
+//! Apply reads no clock and draws no random number: a command's zxid derives from the entry's
+//! log index and its position in the entry (see [`crate::zxid`]) and the time is the leader's,
+//! carried in the entry. Given the same entries, every replica reaches the
 //! same state, byte for byte in its snapshot.
 
 use std::collections::BTreeMap;
@@ -13,8 +14,9 @@ use crate::error::Error;
 use crate::request::{Command, OpResult, Request, Response};
 use crate::session::{Seen, Session, SessionId};
 use crate::tree::txn::Txn;
-use crate::tree::{DataTree, RestoreError};
+use crate::tree::{DataTree, LegacyTree, RestoreError, TreeIn};
 use crate::watch::WatchEvent;
+use crate::zxid;
 
 /// The system identity used for writes no client asked for (cleanup).
 const SYSTEM: SessionId = SessionId(0);
@@ -50,10 +52,17 @@ impl Eq for StateMachine {}
 pub struct SnapshotError(#[from] postcard::Error);
 
 /// The snapshot format, versioned like log entries. Written from borrowed state (no clone of
-/// a million nodes), read back into owned state; both encode identically.
+/// a million nodes), read back into owned state; both encode identically. `V2` lists the tree
+/// as breadth-first (parent, name, node) records (see `tree/snapshot.rs`); `V1`, full paths,
+/// is still read so that a member restarts from the snapshot an older version wrote, and never
+/// written. An older binary refuses a `V2` snapshot ("snapshot does not decode"), so a mixed
+/// cluster must not exchange snapshots: upgrade every member before the next snapshot install.
 #[derive(Serialize)]
 enum SnapshotOut<'a> {
-    V1 {
+    /// Holds the old format's variant number; never written.
+    #[allow(dead_code)]
+    V1,
+    V2 {
         last_applied: u64,
         last_time_ms: u64,
         sessions: &'a BTreeMap<SessionId, Session>,
@@ -67,7 +76,13 @@ enum SnapshotIn {
         last_applied: u64,
         last_time_ms: u64,
         sessions: BTreeMap<SessionId, Session>,
-        tree: DataTree,
+        tree: LegacyTree,
+    },
+    V2 {
+        last_applied: u64,
+        last_time_ms: u64,
+        sessions: BTreeMap<SessionId, Session>,
+        tree: TreeIn,
     },
 }
 
@@ -103,20 +118,55 @@ impl StateMachine {
         std::mem::take(&mut self.events)
     }
 
-    /// Applies the committed entry at log `index`, stamped with the leader's `leader_time_ms`.
-    /// Entries must be applied once each, in index order.
+    /// Applies the committed pre-batching ([`crate::VersionedCommand::V1`]) entry at log
+    /// `index`, stamped with the leader's `leader_time_ms`: its zxid is `index`. Entries must be
+    /// applied once each, in index order.
     pub fn apply(&mut self, index: u64, leader_time_ms: u64, cmd: Command) -> Response {
+        let time = self.advance(index, leader_time_ms);
+        self.apply_at(index, time, cmd)
+    }
+
+    /// Applies the committed batch entry ([`crate::VersionedCommand::V2`]) at log `index`:
+    /// command `i` is its own transaction with zxid [`zxid::of`]`(index, i)` and gets its own
+    /// response. Commands past [`zxid::MAX_BATCH`] (no leader proposes them) are refused with
+    /// `BadArguments`, the same way on every replica.
+    pub fn apply_batch(
+        &mut self,
+        index: u64,
+        leader_time_ms: u64,
+        commands: Vec<Command>,
+    ) -> Vec<Response> {
+        let time = self.advance(index, leader_time_ms);
+        commands
+            .into_iter()
+            .enumerate()
+            .map(|(position, cmd)| {
+                if position < zxid::MAX_BATCH {
+                    self.apply_at(zxid::of(index, position), time, cmd)
+                } else {
+                    Response::Error(Error::BadArguments)
+                }
+            })
+            .collect()
+    }
+
+    /// Moves to entry `index` and returns the time its commands apply at.
+    fn advance(&mut self, index: u64, leader_time_ms: u64) -> u64 {
         self.last_applied = index;
         self.last_time_ms = self.last_time_ms.max(leader_time_ms);
-        let time = self.last_time_ms;
+        self.last_time_ms
+    }
+
+    /// Applies one command as the transaction `zxid`.
+    fn apply_at(&mut self, zxid: u64, time: u64, cmd: Command) -> Response {
         match cmd {
             Command::CreateSession { timeout_ms } => {
-                // Index 0 would make session id 0, which `Stat::ephemeral_owner` uses for "none"
-                // (openraft puts its initial membership there anyway).
-                if timeout_ms == 0 || index == 0 {
+                // Zxid 0 would make session id 0, which `Stat::ephemeral_owner` uses for "none"
+                // (openraft puts its initial membership at index 0 anyway).
+                if timeout_ms == 0 || zxid == 0 {
                     return Response::Error(Error::BadArguments);
                 }
-                let id = SessionId(index);
+                let id = SessionId(zxid);
                 self.sessions.insert(id, Session::new(timeout_ms));
                 Response::SessionCreated {
                     session: id,
@@ -128,7 +178,7 @@ impl StateMachine {
                     return Response::Error(Error::SessionExpired);
                 }
                 let paths: Vec<String> = self.tree.ephemerals(session).map(str::to_owned).collect();
-                let mut txn = Txn::begin(&mut self.tree, index, time, session);
+                let mut txn = Txn::begin(&mut self.tree, zxid, time, session);
                 for p in &paths {
                     txn.remove(p);
                 }
@@ -147,7 +197,7 @@ impl StateMachine {
                     Seen::Done(response) => response,
                     Seen::Stale => Response::Error(Error::StaleRequest),
                     Seen::New => {
-                        let response = self.write(index, time, session, request);
+                        let response = self.write(zxid, time, session, request);
                         if let Some(entry) = self.sessions.get_mut(&session) {
                             entry.record(request_id, response.clone());
                         }
@@ -157,7 +207,7 @@ impl StateMachine {
             }
             Command::Reap { paths } => {
                 let mut deleted = Vec::new();
-                let mut txn = Txn::begin(&mut self.tree, index, time, SYSTEM);
+                let mut txn = Txn::begin(&mut self.tree, zxid, time, SYSTEM);
                 for p in paths {
                     if txn.tree().reap_due(&p, time) && txn.remove(&p) {
                         deleted.push(p);
@@ -206,33 +256,50 @@ impl StateMachine {
         }
     }
 
-    /// Writes the replicated state to `w` (postcard).
-    pub fn write_snapshot<W: Write>(&self, w: W) -> Result<(), SnapshotError> {
-        let out = SnapshotOut::V1 {
+    fn snapshot_out(&self) -> SnapshotOut<'_> {
+        SnapshotOut::V2 {
             last_applied: self.last_applied,
             last_time_ms: self.last_time_ms,
             sessions: &self.sessions,
             tree: &self.tree,
-        };
-        postcard::to_io(&out, w)?;
+        }
+    }
+
+    /// Writes the replicated state to `w` (postcard).
+    pub fn write_snapshot<W: Write>(&self, w: W) -> Result<(), SnapshotError> {
+        postcard::to_io(&self.snapshot_out(), w)?;
         Ok(())
     }
 
     /// The replicated state as bytes (postcard).
     pub fn snapshot(&self) -> Result<Vec<u8>, SnapshotError> {
-        let mut buf = Vec::new();
-        self.write_snapshot(&mut buf)?;
-        Ok(buf)
+        self.snapshot_into(Vec::new())
+    }
+
+    /// Like [`StateMachine::snapshot`], appending to `buf` (give it the capacity the last
+    /// snapshot needed). Three times faster than [`StateMachine::write_snapshot`] into a `Vec`,
+    /// which goes through `io::Write` a few bytes at a time.
+    pub fn snapshot_into(&self, buf: Vec<u8>) -> Result<Vec<u8>, SnapshotError> {
+        Ok(postcard::to_extend(&self.snapshot_out(), buf)?)
     }
 
     /// Rebuilds the state from [`StateMachine::snapshot`] bytes, checking its invariants.
     pub fn restore(bytes: &[u8]) -> Result<StateMachine, RestoreError> {
-        let SnapshotIn::V1 {
+        let decoded =
+            postcard::from_bytes(bytes).map_err(|e| RestoreError::Decode(e.to_string()))?;
+        let (SnapshotIn::V1 {
             last_applied,
             last_time_ms,
             sessions,
-            tree,
-        } = postcard::from_bytes(bytes).map_err(|e| RestoreError::Decode(e.to_string()))?;
+            tree: LegacyTree(tree),
+        }
+        | SnapshotIn::V2 {
+            last_applied,
+            last_time_ms,
+            sessions,
+            tree: TreeIn(tree),
+        }) = decoded;
+        let tree = tree?;
         if let Some(owner) = tree.ephemeral_owners().find(|s| !sessions.contains_key(s)) {
             return Err(RestoreError::Sessions(format!(
                 "ephemerals owned by unknown session {owner}"

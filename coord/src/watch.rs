@@ -19,7 +19,7 @@ use crate::tree::path;
 /// A change to the tree, produced by apply.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WatchEvent {
-    /// Zxid (log index) of the write.
+    /// Zxid of the write (see [`crate::zxid`]).
     pub zxid: u64,
     /// The node concerned.
     pub path: String,
@@ -247,6 +247,13 @@ impl WatchManager {
     /// The next notification to send, in zxid order.
     pub fn poll_delivery(&mut self) -> Option<(ClientId, Notification)> {
         self.out.pop_front()
+    }
+
+    /// Registered watches: one per (client, path, kind), recursive ones included (ZooKeeper's
+    /// watch count).
+    pub fn registrations(&self) -> usize {
+        self.exact.values().map(BTreeSet::len).sum::<usize>()
+            + self.recursive.values().map(BTreeSet::len).sum::<usize>()
     }
 
     /// Number of events the ring currently holds.

@@ -1,6 +1,8 @@
 //! Tests of the replicated coordination tree: data model, multi, sessions, watches, snapshots,
 //! cleanup, and a property test against a reference model.
 
+#[path = "tree/batch.rs"]
+mod batch;
 #[path = "tree/cleanup.rs"]
 mod cleanup;
 #[path = "tree/common.rs"]

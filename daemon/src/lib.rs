@@ -46,6 +46,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod config_file;
 pub mod control;
 pub mod coord;
 pub mod ctl;

@@ -185,10 +185,8 @@ impl Supervisor {
         // (netlink unavailable) fenced instances stay in fault: safe, and logged.
         let fence = match (&coord, &current.config.cluster) {
             (Some(coord), Some(cluster)) => {
-                let settings = FenceSettings::new(
-                    current.config.global.node_name.clone(),
-                    cluster.session_timeout,
-                );
+                let settings =
+                    FenceSettings::from_cluster(current.config.global.node_name.clone(), cluster);
                 FenceRuntime::start(coord.node().clone(), settings)
                     .inspect_err(|error| tracing::error!(%error, "cannot start quorum fencing"))
                     .ok()
@@ -234,8 +232,15 @@ impl Supervisor {
         let mut watched = Watched::new()
             .with("supervisor", self.liveness.clone())
             .with_vrrp(vrrp.view());
+        for (name, beacon) in lb.liveness().components() {
+            watched = watched.with(name, beacon);
+        }
+        if let Some(fence) = &fence {
+            watched = watched.with("fencing", fence.liveness());
+        }
         let coord_hooks = coord.as_ref().map(|c| CoordHooks {
-            metrics: Arc::new(c.node().clone()),
+            // The runtime rather than the bare node: it adds the client API's watches.
+            metrics: Arc::new(c.clone()),
             liveness: Beacon::new(),
         });
         let api_state = match &coord_hooks {
@@ -533,7 +538,7 @@ fn status_summarizer(
 
 /// Reads and validates the config and the token file it names; errors as display lines.
 fn load(path: &Path) -> Result<(Config, Option<ApiToken>), Vec<String>> {
-    let config = vigil_conf::load_file(path)
+    let config = crate::config_file::load(path)
         .map_err(|errors| errors.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let token = load_token(&config).map_err(|error| vec![error.to_string()])?;
     Ok((config, token))

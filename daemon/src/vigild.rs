@@ -44,7 +44,7 @@ pub fn main() -> ExitCode {
 }
 
 fn start(args: &Args) -> u8 {
-    let loaded = vigil_conf::load_file(&args.config);
+    let loaded = crate::config_file::load(&args.config);
     if args.check_config {
         return match loaded {
             Ok(_) => {

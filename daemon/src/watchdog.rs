@@ -2,7 +2,8 @@
 //!
 //! A `WATCHDOG=1` ping promises systemd that vigild is doing its job, so it is sent only when
 //! every component proves progress: each one owns a [`Beacon`] and beats it from inside its own
-//! loop (the supervisor's control loop, every VRRP unit task, the coordination node's probe),
+//! loop (the supervisor's control loop, every VRRP unit task, the coordination node's probe,
+//! the load balancer's runtime task, check scheduler and IPVS reconciler, the fencing task),
 //! at least every [`BEAT_EVERY`]. The watchdog task wakes at half of `WatchdogSec`, asks
 //! [`assess`] whether every beacon beat within that half, and pings only then. Otherwise it
 //! logs which component is silent, and for how long, and lets systemd's deadline pass: a wedged
@@ -436,6 +437,121 @@ mod tests {
         run_until(limit + Duration::from_millis(1_400), true).await;
         assert!(count() > stalled, "pings did not resume");
         task.abort();
+    }
+
+    /// A check scheduler whose loop is blocked (here by an attempt observer that does not
+    /// return) stops beating: the watchdog names it and withholds the ping until it recovers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+    async fn a_blocked_check_scheduler_is_named_and_the_ping_withheld() {
+        use std::sync::Mutex;
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::mpsc;
+
+        use vigil_checks::{
+            CheckId, CheckKind, CheckSpec, Hooks, Scheduler, SchedulerConfig, Source, Timing,
+        };
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let target = listener.local_addr().expect("address");
+        let accept = tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+        let checks = Beacon::new();
+        let (entered_tx, entered_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let gate = Mutex::new((entered_tx, release_rx));
+        let beat = checks.clone();
+        let (events, _events) = tokio::sync::mpsc::unbounded_channel();
+        let scheduler = Scheduler::spawn_with(
+            SchedulerConfig::default(),
+            events,
+            Hooks {
+                // Bounded, so that a failing test still ends.
+                observer: Some(Arc::new(
+                    move |_: &'static str, _: &vigil_checks::ProbeOutcome| {
+                        let gate = gate
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let _ = gate.0.send(());
+                        let _ = gate.1.recv_timeout(Duration::from_secs(20));
+                    },
+                )),
+                progress: Some(Arc::new(move || beat.beat())),
+            },
+        );
+        let supervisor = Beacon::new();
+        let watched = Watched::new()
+            .with("supervisor", supervisor.clone())
+            .with("check scheduler", checks.clone());
+        let pings = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&pings);
+        let task = tokio::spawn(async move {
+            supervise(Duration::from_millis(50), &watched, || {
+                counter.fetch_add(1, Ordering::Relaxed);
+            })
+            .await;
+        });
+        let count = || pings.load(Ordering::Relaxed);
+        // The supervisor loop keeps beating throughout, as the real one does.
+        let beating = {
+            let supervisor = supervisor.clone();
+            tokio::spawn(async move {
+                loop {
+                    supervisor.beat();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        tokio::time::sleep(BEAT_EVERY * 2).await;
+        assert!(count() > 0, "no ping while both components beat");
+
+        scheduler
+            .upsert(
+                CheckId(1),
+                CheckSpec {
+                    target,
+                    kind: CheckKind::Tcp,
+                    timing: Timing {
+                        warmup: Duration::ZERO,
+                        ..Timing::default()
+                    },
+                    source: Source::default(),
+                    start_down: false,
+                },
+            )
+            .expect("upsert");
+        tokio::task::spawn_blocking(move || entered_rx.recv_timeout(Duration::from_secs(10)))
+            .await
+            .expect("join")
+            .expect("the scheduler ran its first attempt");
+        let blocked_at = Instant::now();
+        let limit = Policy::for_interval(Duration::from_millis(50)).limit;
+        tokio::time::sleep(limit + BEAT_EVERY).await;
+        let now = Instant::now();
+        let Verdict::Stalled(stalls) = assess(
+            now,
+            Policy::for_interval(Duration::from_millis(50)),
+            &Watched::new()
+                .with("supervisor", supervisor.clone())
+                .with("check scheduler", checks.clone())
+                .beacons(),
+        ) else {
+            panic!("a blocked scheduler was judged live");
+        };
+        assert_eq!(stalls.len(), 1, "{stalls:?}");
+        assert_eq!(stalls[0].component, "check scheduler");
+        assert!(stalls[0].silent_for >= now - blocked_at, "{stalls:?}");
+        let withheld = count();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(count(), withheld, "pinged while the scheduler was blocked");
+
+        // Released (and never blocked again): its loop beats, the pings resume.
+        drop(release_tx);
+        tokio::time::sleep(BEAT_EVERY * 2).await;
+        assert!(count() > withheld, "pings did not resume");
+        task.abort();
+        beating.abort();
+        accept.abort();
     }
 
     #[test]

@@ -44,8 +44,12 @@
 //!
 //! Consequence for failover: a crashed owner is replaced once the quorum expires its session,
 //! up to `T` after its last keep-alive (plus the leader's expiry tick and the successor's
-//! create); its VIPs left its kernel before that. A graceful hand-over (lower priority,
-//! shutdown) is immediate: VIPs removed, znode deleted, successor claims.
+//! create); its VIPs left its kernel before that, so the successor waits for nothing else. If
+//! the crashed owner was also the coordination leader, a new leader must be elected first and
+//! gives every session a full `T` from its take-over (it cannot know when the old leader last
+//! heard from each client): about `T` + the election. A graceful hand-over (lower priority,
+//! shutdown) is immediate: VIPs removed, znode deleted, successor claims (after an election
+//! when the node handing over led the cluster). Measured: `bench/README.md`.
 //!
 //! # Layout
 //!

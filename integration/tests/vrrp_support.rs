@@ -33,6 +33,8 @@ pub(crate) struct Node {
     pub(crate) extra: String,
     /// Extra top-level tables (e.g. `[[track_script]]`).
     pub(crate) tables: String,
+    /// Extra lines for the `[global]` table.
+    pub(crate) global: String,
 }
 
 impl Node {
@@ -45,6 +47,7 @@ impl Node {
             vips: vec![format!("{VIP4}/24")],
             extra: String::new(),
             tables: String::new(),
+            global: String::new(),
         }
     }
 }
@@ -52,13 +55,14 @@ impl Node {
 /// The config text for `host`; `state` is vigild's state directory (inside the lab's).
 pub(crate) fn config(host: &Host, node: &Node, state: &Path) -> String {
     let mut c = format!(
-        "[global]\nnode_name = \"{name}\"\nscript_user = \"root\"\nstate_dir = \"{state}\"\n\n\
+        "[global]\nnode_name = \"{name}\"\nscript_user = \"root\"\nstate_dir = \"{state}\"\n{global}\n\
          [api]\nlisten = \"127.0.0.1:7400\"\n\n\
          [[vrrp_instance]]\nname = \"vi_web\"\ninterface = \"{iface}\"\nvrid = 51\n\
          priority = {prio}\nadvert_interval = \"{interval}\"\npreempt = {preempt}\n\
          garp_delay = \"0s\"\nfencing = \"off\"\nvips = [{vips}]\n",
         name = host.name(),
         state = state.display(),
+        global = node.global,
         iface = host.iface(),
         prio = node.priority,
         interval = node.interval,

@@ -1,5 +1,6 @@
-//! The one place this crate needs `unsafe`: building a `sockaddr_ll` for `AF_PACKET`, and
-//! registering a socket with tokio.
+//! The one place this crate needs `unsafe`: building a `sockaddr_ll` for `AF_PACKET`,
+//! registering a socket with tokio, and real-time scheduling for the VRRP threads (no safe
+//! wrapper of `sched_setscheduler` exists in nix).
 //!
 //! Neither socket2 nor nix can construct a link-layer socket address safely (nix's `LinkAddr`
 //! has no public constructor), and sending a raw Ethernet frame needs one to name the outgoing
@@ -70,9 +71,76 @@ pub(crate) fn set_multicast_if_index_v4(socket: &Socket, ifindex: u32) -> io::Re
     }
 }
 
+/// Puts the calling thread under `SCHED_RR` at `priority` (1..=99), with
+/// `SCHED_RESET_ON_FORK` so that the processes it starts (notify and track scripts) run with
+/// normal scheduling. Needs `CAP_SYS_NICE` (or an `RLIMIT_RTPRIO` that allows it).
+pub fn set_thread_realtime(priority: u8) -> io::Result<()> {
+    if !(1..=99).contains(&priority) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(priority),
+    };
+    // SAFETY: `param` is a live, initialised `sched_param` the kernel only reads during the
+    // call; pid 0 names the calling thread (sched_setscheduler(2) acts per thread on Linux).
+    let rc = unsafe {
+        libc::sched_setscheduler(
+            0,
+            libc::SCHED_RR | libc::SCHED_RESET_ON_FORK,
+            &raw const param,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn realtime_priorities_outside_1_to_99_are_refused_before_the_kernel() {
+        for bad in [0, 100] {
+            let e = set_thread_realtime(bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_thread_can_be_made_realtime_and_its_children_are_not() {
+        // Root (CAP_SYS_NICE) is needed; without it the kernel refuses with EPERM.
+        let outcome = std::thread::spawn(|| {
+            set_thread_realtime(10)?;
+            // SAFETY: sched_getscheduler only reads the calling thread's policy.
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            let child = std::process::Command::new("cat")
+                .arg("/proc/self/sched")
+                .output()?;
+            Ok::<_, io::Error>((policy, String::from_utf8_lossy(&child.stdout).into_owned()))
+        })
+        .join()
+        .unwrap();
+        match outcome {
+            Ok((policy, child)) => {
+                assert_eq!(policy & !libc::SCHED_RESET_ON_FORK, libc::SCHED_RR);
+                let child_policy = child
+                    .lines()
+                    .find(|l| l.starts_with("policy"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(str::trim)
+                    .unwrap_or_default()
+                    .to_owned();
+                assert_eq!(
+                    child_policy, "0",
+                    "a script must not inherit SCHED_RR:\n{child}"
+                );
+            }
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}"),
+        }
+    }
 
     #[test]
     fn multicast_interface_by_index_is_accepted_and_a_bad_index_refused() {

@@ -35,6 +35,15 @@ pub enum Input {
     },
     /// A new configured priority (1..=255), e.g. from `vigilctl` or a reload.
     SetPriority(u8),
+    /// A new Advertisement_Interval in centiseconds (a reload). A master advertises it at once,
+    /// so v3 backups adopt it as their Master_Adver_Interval with the next advert (RFC 9568
+    /// §6.4.2); v2 peers discard adverts whose interval differs from theirs (RFC 3768 §7.1), so
+    /// a v2 change has to be made on every router.
+    SetAdvertInterval(u16),
+    /// A new list of virtual addresses (a reload). A master removes the ones that went, adds
+    /// and announces the new ones and advertises the new list at once; the addresses it keeps
+    /// are not touched. Other states only remember it.
+    SetAddresses(Vec<IpAddr>),
     /// A tracked object went up or down.
     Track {
         /// The [`TrackConfig::name`](crate::config::TrackConfig::name).
@@ -106,6 +115,10 @@ pub enum InputError {
         /// The instance.
         name: String,
     },
+    /// A new interval or address list the instance cannot run with (e.g. a v2 interval that is
+    /// not whole seconds, an address of the other family).
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     /// A tracking update named an unknown object or carried a bad weight.
     #[error("instance {name}: {source}")]
     Track {
@@ -197,6 +210,20 @@ impl Instance {
                 let before = self.effective_priority();
                 self.priority = priority;
                 self.priority_changed(now, before);
+            }
+            Input::SetAdvertInterval(cs) => {
+                let mut next = self.config.clone();
+                next.advert_interval_cs = cs;
+                next.validate()?;
+                self.config = next;
+                self.advert_interval_changed(now);
+            }
+            Input::SetAddresses(addresses) => {
+                let mut next = self.config.clone();
+                next.addresses = addresses;
+                next.validate()?;
+                let old = std::mem::replace(&mut self.config, next).addresses;
+                self.addresses_changed(now, &old);
             }
             Input::Track { name, up } => {
                 let before = self.effective_priority();
@@ -362,6 +389,46 @@ impl Instance {
         if self.effective_priority() != before && self.state == State::Master {
             self.send_advert(now);
         }
+    }
+
+    /// A master advertises the new interval at once (and from then on every new interval). A
+    /// backup that follows no master, or speaks v2 (where the interval is not learned from the
+    /// master), uses it for its next Master_Down_Interval; a v3 backup keeps its master's.
+    fn advert_interval_changed(&mut self, now: Instant) {
+        match self.state {
+            State::Master => self.send_advert(now),
+            State::Backup if self.config.version == Version::V2 || self.master.is_none() => {
+                self.master_adver_interval = self.config.advert_interval();
+            }
+            State::Initialize | State::Fault | State::Backup => {}
+        }
+    }
+
+    /// A master gives up the addresses that went and takes (and announces) the new ones, then
+    /// advertises the new list so backups do not log a mismatch; kept addresses stay up.
+    fn addresses_changed(&mut self, now: Instant, old: &[IpAddr]) {
+        if self.state != State::Master {
+            return;
+        }
+        let new = &self.config.addresses;
+        let removed: Vec<IpAddr> = old.iter().filter(|a| !new.contains(a)).copied().collect();
+        let added: Vec<IpAddr> = new.iter().filter(|a| !old.contains(a)).copied().collect();
+        if removed.is_empty() && added.is_empty() {
+            return;
+        }
+        if !removed.is_empty() {
+            self.actions.push_back(Action::RemoveVips(removed));
+        }
+        if !added.is_empty() {
+            self.actions.push_back(Action::AddVips(added.clone()));
+            if self.config.garp.repeat > 0 {
+                self.actions.push_back(Action::SendGratuitous {
+                    addresses: added,
+                    count: self.config.garp.repeat,
+                });
+            }
+        }
+        self.send_advert(now);
     }
 
     /// The advertisement we send, at `priority`.

@@ -7,6 +7,7 @@ mod fsm {
     mod discard;
     mod fault_track;
     mod master;
+    mod reconfigure;
     mod startup_backup;
     mod support;
     mod sync;

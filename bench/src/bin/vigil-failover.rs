@@ -1,7 +1,7 @@
 //! `vigil-failover`: the client-visible VIP outage after SIGKILL of the VRRP master and after
-//! its link goes down, vigild and keepalived side by side at the same advert intervals; their
-//! idle CPU and memory; and false failovers while a CPU hog saturates every core (needs root and
-//! keepalived).
+//! its link goes down, vigild and keepalived side by side at the same advert intervals; the same
+//! after SIGKILL and SIGTERM with vigild's quorum fencing on and off; their idle CPU and memory;
+//! and false failovers while a CPU hog saturates every core (needs root and keepalived).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -14,7 +14,7 @@ use vigil_bench::failover::hog::{self, Flaps};
 use vigil_bench::failover::idle::{self, Idle};
 use vigil_bench::failover::series::{Fault, Series};
 use vigil_bench::failover::stats::Summary;
-use vigil_bench::failover::table::{Row, render};
+use vigil_bench::failover::table::{FencingRow, Row, render, render_fencing};
 use vigil_integration::root_available;
 
 /// The parts of the benchmark.
@@ -24,6 +24,9 @@ enum Part {
     Kill,
     /// Outage after the master's link goes down.
     LinkDown,
+    /// Outage after SIGKILL and after SIGTERM of the master: vigild with quorum fencing, vigild
+    /// without, keepalived.
+    Fencing,
     /// Idle CPU and RSS of each daemon.
     Idle,
     /// False failovers while a CPU hog saturates every core.
@@ -34,7 +37,11 @@ enum Part {
 #[command(about = "VRRP failover: vigild vs keepalived (outage, idle cost, false failovers)")]
 struct Cli {
     /// Parts to run, in this order.
-    #[arg(long, value_delimiter = ',', default_value = "kill,link-down,idle,hog")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kill,link-down,fencing,idle,hog"
+    )]
     parts: Vec<Part>,
     /// Failovers per implementation and interval.
     #[arg(long, default_value_t = 20)]
@@ -44,6 +51,17 @@ struct Cli {
     #[arg(long, value_delimiter = ',', value_parser = parse_interval,
           default_value = "1s,100ms,50ms,10ms")]
     intervals: Vec<Duration>,
+    /// Advert interval of the fencing part.
+    #[arg(long, value_parser = parse_interval, default_value = "100ms")]
+    fencing_interval: Duration,
+    /// Coordination session timeout of the fencing part, in milliseconds (a crashed fenced
+    /// master's VIPs move once its session expired).
+    #[arg(long, default_value_t = 4000)]
+    session_timeout_ms: u64,
+    /// Fencing part: also run a fenced series in which the master is always the Raft leader
+    /// (the whole cluster starts afresh before every run, so lb1 bootstraps and leads it).
+    #[arg(long)]
+    fenced_leader: bool,
     /// Advert intervals of the idle measurement.
     #[arg(long, value_delimiter = ',', value_parser = parse_interval, default_value = "1s,10ms")]
     idle_intervals: Vec<Duration>,
@@ -97,13 +115,20 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let faults = cli.parts.iter().filter_map(|p| match p {
         Part::Kill => Some(Fault::Kill),
         Part::LinkDown => Some(Fault::LinkDown),
-        Part::Idle | Part::Hog => None,
+        Part::Fencing | Part::Idle | Part::Hog => None,
     });
     for fault in faults {
         rows.extend(outages(&cli, &bins, fault)?);
     }
     if !rows.is_empty() {
         println!("\n{}", render(&rows));
+    }
+    if cli.parts.contains(&Part::Fencing) {
+        let mut fencing = Vec::new();
+        for fault in [Fault::Kill, Fault::Term] {
+            fencing.push(fencing_row(&cli, &bins, fault)?);
+        }
+        println!("\n{}", render_fencing(&fencing));
     }
     if cli.parts.contains(&Part::Idle) {
         let mut idle = Vec::new();
@@ -171,16 +196,10 @@ fn outages(cli: &Cli, bins: &Binaries, fault: Fault) -> anyhow::Result<Vec<Row>>
                 fault,
                 interval,
                 runs: cli.runs,
+                fencing: None,
+                master_leads: false,
             };
-            println!("\n==> {fault}: {implementation}, adverts every {interval:?}");
-            let outages = series.run(bins, |i, outage| {
-                println!(
-                    "  run {:>2}: {:.1} ms",
-                    i + 1,
-                    outage.as_secs_f64() * 1000.0
-                );
-            })?;
-            summaries.push(Summary::of(&outages).context("a series measured nothing")?);
+            summaries.push(run_series(bins, &series)?);
         }
         rows.push(Row {
             fault,
@@ -190,6 +209,79 @@ fn outages(cli: &Cli, bins: &Binaries, fault: Fault) -> anyhow::Result<Vec<Row>>
         });
     }
     Ok(rows)
+}
+
+/// Runs `series`, printing every failover, and summarises its outages.
+fn run_series(bins: &Binaries, series: &Series) -> anyhow::Result<Summary> {
+    println!(
+        "\n==> {}: {}, adverts every {:?}",
+        series.fault,
+        series.label(),
+        series.interval
+    );
+    let failovers = series.run(bins, |i, f| {
+        let role = match f.master_led {
+            Some(true) => " (the master was the Raft leader)",
+            Some(false) => " (the master was a Raft follower)",
+            None => "",
+        };
+        println!(
+            "  run {:>2}: {:.1} ms{role}",
+            i + 1,
+            f.outage.as_secs_f64() * 1000.0
+        );
+    })?;
+    let outages: Vec<Duration> = failovers.iter().map(|f| f.outage).collect();
+    let summary = Summary::of(&outages).context("a series measured nothing")?;
+    // A crashed Raft leader's session expires a full timeout after the new leader took over,
+    // a follower's a timeout after its last keep-alive: show both when both happened.
+    for (led, what) in [(true, "Raft leader"), (false, "Raft follower")] {
+        let part: Vec<Duration> = failovers
+            .iter()
+            .filter(|f| f.master_led == Some(led))
+            .map(|f| f.outage)
+            .collect();
+        if let Some(s) = Summary::of(&part).filter(|s| s.runs < failovers.len()) {
+            println!(
+                "  master was the {what} in {} runs: {:.0}/{:.0}/{:.0} ms min/median/max",
+                s.runs,
+                s.min.as_secs_f64() * 1000.0,
+                s.median.as_secs_f64() * 1000.0,
+                s.max.as_secs_f64() * 1000.0
+            );
+        }
+    }
+    Ok(summary)
+}
+
+/// One fault's outages with fencing on, off, and keepalived, in that order, in one run.
+fn fencing_row(cli: &Cli, bins: &Binaries, fault: Fault) -> anyhow::Result<FencingRow> {
+    let session_timeout = Duration::from_millis(cli.session_timeout_ms);
+    let series = |implementation, fencing, master_leads| Series {
+        implementation,
+        fault,
+        interval: cli.fencing_interval,
+        runs: cli.runs,
+        fencing,
+        master_leads,
+    };
+    let fenced = Some(session_timeout);
+    Ok(FencingRow {
+        fault,
+        interval: cli.fencing_interval,
+        session_timeout,
+        fenced: run_series(bins, &series(Implementation::Vigild, fenced, false))?,
+        fenced_leader: if cli.fenced_leader {
+            Some(run_series(
+                bins,
+                &series(Implementation::Vigild, fenced, true),
+            )?)
+        } else {
+            None
+        },
+        unfenced: run_series(bins, &series(Implementation::Vigild, None, false))?,
+        keepalived: run_series(bins, &series(Implementation::Keepalived, None, false))?,
+    })
 }
 
 /// The idle table: per interval and implementation, each node's CPU and RSS.
@@ -290,8 +382,16 @@ mod tests {
         assert_eq!(cli.runs, 20);
         assert_eq!(
             cli.parts,
-            [Part::Kill, Part::LinkDown, Part::Idle, Part::Hog]
+            [
+                Part::Kill,
+                Part::LinkDown,
+                Part::Fencing,
+                Part::Idle,
+                Part::Hog
+            ]
         );
+        assert_eq!(cli.fencing_interval, Duration::from_millis(100));
+        assert_eq!(cli.session_timeout_ms, 4000);
         assert_eq!(cli.hog_secs, 600, "issue #3 asks for a 10-minute hog");
         assert_eq!(cli.hog_interval, Duration::from_millis(10));
         assert_eq!(

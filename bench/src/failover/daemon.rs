@@ -1,7 +1,9 @@
 //! The two VRRP implementations under test, configured identically: VRRPv3, virtual router 51,
-//! the same VIP and advert interval, no gratuitous-ARP delay, and (vigild) no quorum fencing.
+//! the same VIP and advert interval, no gratuitous-ARP delay; vigild without quorum fencing, or
+//! with it ([`Quorum`]: lb1, lb2 and a witness as the three voters).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -60,6 +62,65 @@ pub struct Setup {
     pub priority: u8,
     /// Advertisement interval.
     pub interval: Duration,
+    /// vigild only: `fencing = "quorum"` in this three-voter cluster; `None`: `fencing = "off"`
+    /// and no cluster.
+    pub quorum: Option<Quorum>,
+}
+
+/// The coordination cluster of a fenced series: lb1, lb2 and the witness (Raft ids 1, 2, 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quorum {
+    /// The voters' addresses, in id order: lb1, lb2, witness.
+    pub voters: [Ipv4Addr; 3],
+    /// `[cluster] session_timeout`: how long a crashed owner's session outlives it.
+    pub session_timeout: Duration,
+}
+
+/// Raft port of every voter (each host has its own network namespace).
+const RAFT_PORT: u16 = 7401;
+
+impl Quorum {
+    /// The Raft id of the voter at `addr`.
+    fn id_of(&self, addr: Ipv4Addr) -> Option<usize> {
+        self.voters.iter().position(|v| *v == addr).map(|i| i + 1)
+    }
+
+    /// The `[cluster]` section of the voter on `host` (the witness when `witness`).
+    fn section(&self, host: &Host, witness: bool) -> anyhow::Result<String> {
+        let id = self
+            .id_of(host.ipv4())
+            .with_context(|| format!("{} is not a voter of the quorum", host.name()))?;
+        let ms = self.session_timeout.as_millis();
+        let mut c = format!(
+            "[cluster]\nnode_id = {id}\nraft_listen = \"{addr}:{RAFT_PORT}\"\nwitness = {witness}\n\
+             session_timeout = \"{ms}ms\"\nsession_timeout_min = \"{ms}ms\"\n\
+             heartbeat_interval = \"100ms\"\nelection_timeout_min = \"500ms\"\n\
+             election_timeout_max = \"1s\"\n",
+            addr = host.ipv4(),
+        );
+        for (i, peer) in self.voters.iter().enumerate().filter(|(i, _)| i + 1 != id) {
+            // Writing to a String cannot fail.
+            let _ = write!(
+                c,
+                "\n[[cluster.peers]]\nid = {}\naddress = \"{peer}:{RAFT_PORT}\"\n",
+                i + 1
+            );
+        }
+        Ok(c)
+    }
+}
+
+/// Starts the witness of `quorum` on `host`: a voter with no VRRP instance.
+pub fn start_witness(bins: &Binaries, host: &Host, quorum: &Quorum) -> anyhow::Result<Process> {
+    let cluster = quorum.section(host, true)?;
+    spawn_vigild(&bins.vigild, host, |state| {
+        format!(
+            "[global]\nnode_name = \"{name}\"\nstate_dir = \"{state}\"\n\n\
+             [api]\nlisten = \"127.0.0.1:7400\"\n\n{cluster}",
+            name = host.name(),
+            state = state.display(),
+        )
+    })
 }
 
 /// Starts the daemon `setup` describes on `host`; its config lives in the host's lab directory.
@@ -71,7 +132,25 @@ pub fn start(bins: &Binaries, host: &Host, setup: Setup) -> anyhow::Result<Proce
 }
 
 fn start_vigild(bin: &Path, host: &Host, setup: Setup) -> anyhow::Result<Process> {
-    spawn_vigild(bin, host, |state| vigild_config(host, setup, state))
+    let cluster = match &setup.quorum {
+        Some(quorum) => Some(quorum.section(host, false)?),
+        None => None,
+    };
+    spawn_vigild(bin, host, |state| {
+        vigild_config(host, setup, state, cluster.as_deref())
+    })
+}
+
+/// Removes the state directory of the vigild on `host` (stopped), e.g. its Raft log.
+pub fn wipe_state(host: &Host) -> anyhow::Result<()> {
+    // The config is rewritten by the next start; only its directory is wanted here.
+    let state = host.write_file("vigil.toml", "")?.with_file_name("state");
+    match std::fs::remove_dir_all(&state) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", state.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Writes the config `config(state_dir)` returns as the host's `vigil.toml`, has vigild validate
@@ -92,16 +171,19 @@ pub fn spawn_vigild(
     Ok(daemons::spawn_vigild(bin, host, &config)?)
 }
 
-/// vigild's config: one VRRPv3 instance, nothing else.
-fn vigild_config(host: &Host, setup: Setup, state: &Path) -> String {
+/// vigild's config: one VRRPv3 instance, under quorum fencing when `cluster` (the `[cluster]`
+/// section) is given.
+fn vigild_config(host: &Host, setup: Setup, state: &Path, cluster: Option<&str>) -> String {
     format!(
         "[global]\nnode_name = \"{name}\"\nstate_dir = \"{state}\"\n\n\
-         [api]\nlisten = \"127.0.0.1:7400\"\n\n\
+         [api]\nlisten = \"127.0.0.1:7400\"\n\n{cluster}\n\
          [[vrrp_instance]]\nname = \"vi_bench\"\ninterface = \"{iface}\"\nvrid = 51\n\
          version = 3\npriority = {prio}\nadvert_interval = \"{ms}ms\"\npreempt = true\n\
-         garp_delay = \"0s\"\nfencing = \"off\"\nvips = [\"{VIP_CIDR}\"]\n",
+         garp_delay = \"0s\"\nfencing = \"{fencing}\"\nvips = [\"{VIP_CIDR}\"]\n",
         name = host.name(),
         state = state.display(),
+        cluster = cluster.unwrap_or_default(),
+        fencing = if cluster.is_some() { "quorum" } else { "off" },
         iface = host.iface(),
         prio = setup.priority,
         ms = setup.interval.as_millis(),

@@ -40,6 +40,7 @@ impl Pair {
             implementation,
             priority,
             interval,
+            quorum: None,
         };
         let backup = daemon::start(bins, &lb2, setup(BACKUP_PRIORITY))?;
         let master = daemon::start(bins, &lb1, setup(MASTER_PRIORITY))?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use vigil_integration::{Host, Lab, Process, wait_for};
 
-use super::daemon::{self, Binaries, Implementation, Setup};
+use super::daemon::{self, Binaries, Implementation, Quorum, Setup};
 use super::probe::{self, Responders, VIP};
 
 /// Priorities of the master and the backup (the RFC's skew depends on the backup's).
@@ -23,6 +23,9 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(2);
 pub enum Fault {
     /// SIGKILL of the master daemon's whole process group; it is restarted after the run.
     Kill,
+    /// SIGTERM of the master daemon: a graceful stop (priority-0 advert, VIPs released, and
+    /// under fencing the owner znode handed over); it is restarted after the run.
+    Term,
     /// The master's link goes down at the bridge (carrier lost, as when a cable is pulled), so
     /// not even a priority-0 advert can leave; it comes back up after the run.
     LinkDown,
@@ -32,6 +35,7 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Kill => "SIGKILL",
+            Self::Term => "SIGTERM",
             Self::LinkDown => "link down",
         })
     }
@@ -48,44 +52,112 @@ pub struct Series {
     pub interval: Duration,
     /// Number of failovers.
     pub runs: usize,
+    /// vigild only: quorum fencing with this session timeout (a witness joins the lab as the
+    /// third voter); `None`: no fencing.
+    pub fencing: Option<Duration>,
+    /// Fenced only: before every run, start the whole cluster afresh (empty state), so that
+    /// lb1, which bootstraps it, is the Raft leader when it is faulted. Otherwise only lb1 is
+    /// restarted after a run and rejoins as a follower, so after the first run the master is
+    /// usually not the leader.
+    pub master_leads: bool,
+}
+
+/// One measured failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failover {
+    /// From the fault to the first answer from lb2.
+    pub outage: Duration,
+    /// Fenced series: whether the master was the coordination cluster's Raft leader when it
+    /// was faulted (a new leader then gives every session a full timeout from its take-over,
+    /// so a crashed leader's session expires later). `None` when unknown or not fenced.
+    pub master_led: Option<bool>,
 }
 
 impl Series {
-    /// Bound for anything VRRP does at this interval: several Master_Down_Intervals plus slack
-    /// for daemon start-up on a loaded machine.
-    fn settle(&self) -> Duration {
-        self.interval * 10 + Duration::from_secs(10)
+    /// The series' name in tables: the implementation, and whether fenced.
+    pub fn label(&self) -> String {
+        match (self.fencing, self.master_leads) {
+            (Some(_), true) => format!("{} (fenced, the master leads Raft)", self.implementation),
+            (Some(_), false) => format!("{} (fenced)", self.implementation),
+            (None, _) => self.implementation.to_string(),
+        }
     }
 
-    fn setup(&self, priority: u8) -> Setup {
+    /// Bound for anything VRRP does at this interval: several Master_Down_Intervals plus slack
+    /// for daemon start-up on a loaded machine (and, fenced, a session expiry and a Raft
+    /// election).
+    fn settle(&self) -> Duration {
+        self.interval * 10 + Duration::from_secs(10) + self.fencing.unwrap_or_default() * 2
+    }
+
+    fn setup(&self, priority: u8, quorum: Option<Quorum>) -> Setup {
         Setup {
             implementation: self.implementation,
             priority,
             interval: self.interval,
+            quorum,
         }
     }
 
-    /// Runs the series; `progress` is called with each measured outage.
+    /// Runs the series; `progress` is called with each measured failover.
     pub fn run(
         &self,
         bins: &Binaries,
-        mut progress: impl FnMut(usize, Duration),
-    ) -> anyhow::Result<Vec<Duration>> {
-        let lab = Lab::with_hosts(&["lb1", "lb2", "client"])?;
+        mut progress: impl FnMut(usize, Failover),
+    ) -> anyhow::Result<Vec<Failover>> {
+        let fenced = self.fencing.is_some() && self.implementation == Implementation::Vigild;
+        let hosts: &[&str] = if fenced {
+            &["lb1", "lb2", "witness", "client"]
+        } else {
+            &["lb1", "lb2", "client"]
+        };
+        let lab = Lab::with_hosts(hosts)?;
         let (lb1, lb2, client) = (lab.host("lb1")?, lab.host("lb2")?, lab.host("client")?);
+        let quorum = match self.fencing {
+            Some(session_timeout) if fenced => Some(Quorum {
+                voters: [lb1.ipv4(), lb2.ipv4(), lab.host("witness")?.ipv4()],
+                session_timeout,
+            }),
+            _ => None,
+        };
+        let witness_host = quorum.map(|_| lab.host("witness")).transpose()?;
+        let mut witness = match (&quorum, &witness_host) {
+            (Some(q), Some(host)) => Some(daemon::start_witness(bins, host, q)?),
+            _ => None,
+        };
         let _responders = Responders::start(&[&lb1, &lb2])?;
-        let backup = daemon::start(bins, &lb2, self.setup(BACKUP_PRIORITY))?;
-        let mut master = daemon::start(bins, &lb1, self.setup(MASTER_PRIORITY))?;
+        let mut backup = daemon::start(bins, &lb2, self.setup(BACKUP_PRIORITY, quorum))?;
+        let mut master = daemon::start(bins, &lb1, self.setup(MASTER_PRIORITY, quorum))?;
         let mut outages = Vec::with_capacity(self.runs);
         for run in 0..self.runs {
+            if run > 0
+                && let (true, Some(q), Some(host)) = (self.master_leads, &quorum, &witness_host)
+            {
+                // A fresh cluster: lb1 bootstraps it and leads.
+                for p in [Some(&master), Some(&backup), witness.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    p.terminate(Duration::from_secs(5))?;
+                }
+                for h in [&lb1, &lb2, host] {
+                    daemon::wipe_state(h)?;
+                }
+                witness = Some(daemon::start_witness(bins, host, q)?);
+                backup = daemon::start(bins, &lb2, self.setup(BACKUP_PRIORITY, quorum))?;
+                master = daemon::start(bins, &lb1, self.setup(MASTER_PRIORITY, quorum))?;
+            }
             self.wait_master_serves(&lb1, &lb2, &client, &master, &backup)
-                .with_context(|| format!("{} before run {}", self.implementation, run + 1))?;
+                .with_context(|| format!("{} before run {}", self.label(), run + 1))?;
+            let master_led = quorum.and_then(|_| raft_leader(bins, &lb1));
             std::thread::sleep(self.kill_phase(run));
             let faulted_at = Instant::now();
             match self.fault {
                 Fault::Kill => {
                     master.kill()?;
                 }
+                // Not waited for: the stop runs while the client probes.
+                Fault::Term => master.signal(nix::sys::signal::Signal::SIGTERM)?,
                 Fault::LinkDown => lab.link_down(&lb1)?,
             }
             let Some(outage) =
@@ -93,16 +165,24 @@ impl Series {
             else {
                 bail!(
                     "{} run {}: lb2 never answered for {VIP} after the {}:\n{}",
-                    self.implementation,
+                    self.label(),
                     run + 1,
                     self.fault,
                     backup.log_tail(40)
                 );
             };
-            progress(run, outage);
-            outages.push(outage);
+            let failover = Failover { outage, master_led };
+            progress(run, failover);
+            outages.push(failover);
             match self.fault {
-                Fault::Kill => master = daemon::start(bins, &lb1, self.setup(MASTER_PRIORITY))?,
+                Fault::Kill | Fault::Term => {
+                    if self.fault == Fault::Term {
+                        master.terminate(self.settle())?;
+                    }
+                    if !self.master_leads || quorum.is_none() {
+                        master = daemon::start(bins, &lb1, self.setup(MASTER_PRIORITY, quorum))?;
+                    }
+                }
                 Fault::LinkDown => lab.link_up(&lb1)?,
             }
         }
@@ -146,6 +226,22 @@ impl Series {
     fn kill_phase(&self, run: usize) -> Duration {
         phase(self.interval, run, self.runs)
     }
+}
+
+/// Whether `host`'s vigild is the coordination cluster's Raft leader (`None` if it cannot say).
+fn raft_leader(bins: &Binaries, host: &Host) -> Option<bool> {
+    let vigilctl = bins.vigild.with_file_name("vigilctl");
+    let out = host
+        .run(&[
+            vigilctl.as_os_str(),
+            "--api".as_ref(),
+            "127.0.0.1:7400".as_ref(),
+            "status".as_ref(),
+            "--json".as_ref(),
+        ])
+        .ok()?;
+    let status: serde_json::Value = serde_json::from_str(&out).ok()?;
+    Some(status["coord"]["role"].as_str()? == "leader")
 }
 
 /// The `run`-th of `runs` evenly spread offsets within `interval` (bucket midpoints).

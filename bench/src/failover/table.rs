@@ -69,6 +69,68 @@ pub fn render(rows: &[Row]) -> String {
     out
 }
 
+/// One fault's results for the fencing comparison: vigild with quorum fencing, vigild without,
+/// keepalived, all at the same VRRP settings.
+#[derive(Debug, Clone, Copy)]
+pub struct FencingRow {
+    /// What happened to the master.
+    pub fault: Fault,
+    /// Advertisement interval.
+    pub interval: Duration,
+    /// The fenced cluster's session timeout.
+    pub session_timeout: Duration,
+    /// vigild, `fencing = "quorum"`; after the first run the master is mostly a Raft follower.
+    pub fenced: Summary,
+    /// The same with the master always the Raft leader, if measured.
+    pub fenced_leader: Option<Summary>,
+    /// vigild, `fencing = "off"`.
+    pub unfenced: Summary,
+    /// keepalived.
+    pub keepalived: Summary,
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    let b = b.as_secs_f64();
+    if b > 0.0 {
+        format!("{:.2}", a.as_secs_f64() / b)
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// Renders the fencing comparison as a Markdown table (milliseconds). The issue's target is a
+/// fenced median within 50 ms of the unfenced one; the last column says by how much it is off.
+pub fn render_fencing(rows: &[FencingRow]) -> String {
+    let mut out = String::from(
+        "| fault | advert | session | fenced min/med/max ms | fenced, master leads Raft \
+         min/med/max ms | unfenced min/med/max ms | keepalived min/med/max ms | fenced/unfenced \
+         | fenced/keepalived | fenced − unfenced median ms (target ≤ 50) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let over = r.fenced.median.as_secs_f64() - r.unfenced.median.as_secs_f64();
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:+.0} ({}) |",
+            r.fault,
+            interval_label(r.interval),
+            interval_label(r.session_timeout),
+            spread(&r.fenced),
+            r.fenced_leader
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), spread),
+            spread(&r.unfenced),
+            spread(&r.keepalived),
+            ratio(r.fenced.median, r.unfenced.median),
+            ratio(r.fenced.median, r.keepalived.median),
+            over * 1000.0,
+            if over <= 0.050 { "met" } else { "missed" },
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +179,39 @@ mod tests {
         assert!(
             one_s.contains("| link down | 1 s | ≤ 3619 | 1/1/1 | 0/0/0 | - |"),
             "{one_s}"
+        );
+    }
+
+    #[test]
+    fn fencing_rows_compare_three_series_against_the_target() {
+        let table = render_fencing(&[
+            FencingRow {
+                fault: Fault::Kill,
+                interval: Duration::from_millis(100),
+                session_timeout: Duration::from_secs(4),
+                fenced: summary(2900, 3500, 4300),
+                fenced_leader: Some(summary(5500, 5800, 6100)),
+                unfenced: summary(300, 350, 400),
+                keepalived: summary(310, 360, 390),
+            },
+            FencingRow {
+                fault: Fault::Term,
+                interval: Duration::from_millis(100),
+                session_timeout: Duration::from_secs(4),
+                fenced: summary(20, 40, 60),
+                fenced_leader: None,
+                unfenced: summary(5, 10, 15),
+                keepalived: summary(0, 0, 0),
+            },
+        ]);
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(
+            rows,
+            [
+                "| SIGKILL | 100 ms | 4 s | 2900/3500/4300 | 5500/5800/6100 | 300/350/400 | \
+                 310/360/390 | 10.00 | 9.72 | +3150 (missed) |",
+                "| SIGTERM | 100 ms | 4 s | 20/40/60 | - | 5/10/15 | 0/0/0 | 4.00 | - | +30 (met) |",
+            ]
         );
     }
 }

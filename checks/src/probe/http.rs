@@ -104,11 +104,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     ))
 }
 
+/// Reads straight into `buf`'s spare capacity: no bounce buffer in the future's state.
 async fn read_some<S: AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut chunk = [0u8; 4096];
-    let n = s.read(&mut chunk).await?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
+    buf.reserve(4096);
+    s.read_buf(buf).await
 }
 
 /// Reads the rest of the body per its framing, never buffering more than `max`.

@@ -22,10 +22,22 @@ pub(super) async fn connect_tcp(target: SocketAddr, source: &Source) -> io::Resu
         sock.bind(SocketAddr::new(addr, 0))?;
     }
     // Checks open and close connections at a high rate; without NODELAY small requests wait on
-    // Nagle and skew the measured latency.
-    let stream = sock.connect(target).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
+    // Nagle and skew the measured latency. Set before connecting, it costs no extra round of
+    // the event loop.
+    sock.set_nodelay(true)?;
+    sock.connect(target).await
+}
+
+/// The TCP check: connects to `target` and closes at once with a reset.
+///
+/// An abortive close (`SO_LINGER` 0, so the kernel sends RST) instead of FIN: the check has
+/// nothing to say, the FIN/ACK exchange would double the packets per check, and the side that
+/// closes first keeps a TIME_WAIT socket for a minute — at 10,000 checks a second that is
+/// 600,000 sockets, and every new connect pays for searching past them for a port. HAProxy's
+/// connect-only checks close the same way. Linger 0 never blocks the thread on close.
+pub(super) async fn connect_and_reset(target: SocketAddr, source: &Source) -> io::Result<()> {
+    let stream = connect_tcp(target, source).await?;
+    socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO))
 }
 
 /// A UDP socket connected to `target` (so ICMP errors surface as `ECONNREFUSED`).

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::Refs;
 use crate::duration::format_duration;
-use crate::model::{Cluster, ClusterPeer, Global, TlsFiles};
-use crate::walk::{Ctx, Table};
+use crate::model::{Cluster, ClusterPeer, Fencing, FencingParams, Global, TlsFiles, VrrpInstance};
+use crate::walk::{Ctx, Span, Table};
 
 const RAFT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 7401);
 const CLIENT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 7402);
@@ -124,6 +124,14 @@ pub(super) fn cluster(
     if witness {
         refs.witness = Some(t.value_span("witness"));
     }
+    let fencing =
+        t.table(cx, "fencing", "[cluster.fencing]")
+            .map_or_else(FencingParams::default, |mut f| {
+                let params = fencing_params(cx, &mut f);
+                f.finish(cx);
+                params
+            });
+    refs.session_timeout = Some(t.value_span("session_timeout"));
     t.finish(cx);
     Some(Cluster {
         node_id: node_id? as u64,
@@ -139,5 +147,82 @@ pub(super) fn cluster(
         client_listen,
         tls,
         witness,
+        fencing,
     })
+}
+
+/// `[cluster.fencing]`.
+fn fencing_params(cx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> FencingParams {
+    let defaults = FencingParams::default();
+    let max_drift = i64::from(FencingParams::MAX_CLOCK_DRIFT_PPM);
+    let max_clock_drift_ppm = t
+        .opt_int(cx, "max_clock_drift_ppm", 0..=max_drift)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(defaults.max_clock_drift_ppm);
+    if max_clock_drift_ppm < 200 {
+        cx.warn(
+            &t.value_span("max_clock_drift_ppm"),
+            "max_clock_drift_ppm below 200 assumes better clocks than crystal oscillators \
+             guarantee (±100 ppm each, so two can be 200 ppm apart); a slow clock could keep \
+             a VIP past the quorum's expiry of its session",
+        );
+    }
+    let margin = t
+        .opt_duration(cx, "margin", Duration::ZERO..=Duration::from_secs(10))
+        .unwrap_or(defaults.margin);
+    let kernel_slack = t
+        .opt_duration(cx, "kernel_slack", Duration::ZERO..=Duration::from_secs(10))
+        .unwrap_or(defaults.kernel_slack);
+    if kernel_slack < Duration::from_secs(1) {
+        cx.warn(
+            &t.value_span("kernel_slack"),
+            "kernel_slack below 1s: Linux removes expired addresses up to about a second late, \
+             so a crashed or frozen node's VIP could outlive its lease",
+        );
+    }
+    FencingParams {
+        max_clock_drift_ppm,
+        margin,
+        kernel_slack,
+    }
+}
+
+/// With fenced VRRP instances, the session timeout must leave room for the fencing parameters:
+/// otherwise fenced VIPs are never added, or flap between keep-alives. `at` is the span of
+/// `session_timeout` (the `[cluster]` table when the key is absent).
+pub(super) fn check_fencing(
+    cx: &mut Ctx<'_>,
+    cluster: &Cluster,
+    instances: &[VrrpInstance],
+    at: &Span,
+) {
+    let Some(fenced) = instances
+        .iter()
+        .find(|i| i.fencing == Fencing::Quorum && !i.address_owner)
+    else {
+        return;
+    };
+    let params = cluster.fencing;
+    if params.timeout_fits(cluster.session_timeout) {
+        return;
+    }
+    let shortest = params.min_session_timeout().map_or_else(
+        || "no session timeout works with them".to_owned(),
+        |d| format!("use at least \"{}\"", format_duration(d)),
+    );
+    cx.error(
+        at,
+        format!(
+            "session_timeout \"{}\" is too short for quorum fencing (instance \"{}\" and any \
+             other with fencing = \"quorum\"): a fenced VIP's kernel lifetime (whole seconds, \
+             plus kernel_slack {} of lateness) must fit in the lease (the timeout less {} ppm \
+             clock drift and the {} margin) and outlast the keep-alive interval (a third of \
+             the timeout); {shortest}, or change [cluster.fencing]",
+            format_duration(cluster.session_timeout),
+            fenced.name,
+            format_duration(params.kernel_slack),
+            params.max_clock_drift_ppm,
+            format_duration(params.margin),
+        ),
+    );
 }

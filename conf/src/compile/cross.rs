@@ -18,6 +18,8 @@ pub(crate) struct Refs {
     pub(crate) instances: Vec<(String, Span)>,
     /// (interface, family, vrid) of each instance, at the vrid's span.
     pub(crate) vrids: Vec<((String, AddressFamily, u8), Span)>,
+    /// The macvlan interface name of each `use_vmac` instance.
+    pub(crate) vmacs: Vec<(String, Span)>,
     /// `[[track_script]]` name definitions.
     pub(crate) scripts: Vec<(String, Span)>,
     /// `track_scripts` references.
@@ -39,6 +41,8 @@ pub(crate) struct Refs {
     pub(crate) cluster_ids: Vec<(u64, Span)>,
     /// `[cluster] witness = true`, where.
     pub(crate) witness: Option<Span>,
+    /// Where `[cluster] session_timeout` is (the table when the key is absent).
+    pub(crate) session_timeout: Option<Span>,
 }
 
 impl Refs {
@@ -49,6 +53,11 @@ impl Refs {
         duplicates(cx, &self.vrids, |(ifname, family, vrid)| {
             format!(
                 "duplicate vrid {vrid} on interface \"{ifname}\" ({family}): another instance already uses it"
+            )
+        });
+        duplicates(cx, &self.vmacs, |n| {
+            format!(
+                "virtual MAC interface \"{n}\" is already used by another instance; set `vmac_name`"
             )
         });
         duplicates(cx, &self.scripts, |n| {

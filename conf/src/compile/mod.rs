@@ -126,6 +126,9 @@ fn compile_root(cx: &mut Ctx<'_>, root: &DeTable<'_>) -> Option<Config> {
     top.finish(cx);
 
     refs.check(cx);
+    if let (Some(cluster), Some(at)) = (&cluster, &refs.session_timeout) {
+        cluster::check_fencing(cx, cluster, &vrrp_instances, at);
+    }
     if cx.has_errors() {
         return None;
     }
@@ -155,6 +158,7 @@ fn global(cx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> Global {
         script_group: t.opt(cx, "script_group"),
         log_format: t.get(cx, "log_format", LogFormat::Plain),
         state_dir: t.get(cx, "state_dir", PathBuf::from("/var/lib/vigil")),
+        vrrp_rt_priority: t.opt_int(cx, "vrrp_rt_priority", 1..=99).map(|p| p as u8),
     };
     t.finish(cx);
     g

@@ -149,6 +149,18 @@ pub(super) fn instance(
         );
     }
     let use_vmac = t.get(cx, "use_vmac", false);
+    let vmac_name = vmac_name(cx, t, use_vmac, interface.as_deref());
+    if use_vmac && let (Some(f), Some(v)) = (family, vrid) {
+        let default = match f {
+            AddressFamily::Ipv4 => format!("vrrp.{v}"),
+            AddressFamily::Ipv6 => format!("vrrp6.{v}"),
+        };
+        let span = t
+            .key_span("vmac_name")
+            .map_or_else(|| t.value_span("use_vmac"), |_| t.value_span("vmac_name"));
+        refs.vmacs
+            .push((vmac_name.clone().unwrap_or(default), span));
+    }
     t.finish(cx);
 
     Some(VrrpInstance {
@@ -172,7 +184,47 @@ pub(super) fn instance(
         fencing,
         v3_checksum,
         use_vmac,
+        vmac_name,
     })
+}
+
+/// `vmac_name`: only with `use_vmac = true`, a valid Linux interface name (1..=15 bytes, no
+/// `/`, `:` or whitespace, not `.` or `..`), not the instance's own interface.
+fn vmac_name(
+    cx: &mut Ctx<'_>,
+    t: &mut Table<'_, '_>,
+    use_vmac: bool,
+    interface: Option<&str>,
+) -> Option<String> {
+    let (name, span) = t.opt_spanned::<String>(cx, "vmac_name")?;
+    let problem = if !use_vmac {
+        Some("`vmac_name` needs use_vmac = true".to_owned())
+    } else if name.is_empty() || name.len() > 15 {
+        Some(format!(
+            "`vmac_name` \"{name}\" must be 1 to 15 bytes long (a Linux interface name)"
+        ))
+    } else if name == "."
+        || name == ".."
+        || name.contains(['/', ':'])
+        || name.contains(char::is_whitespace)
+    {
+        Some(format!(
+            "`vmac_name` \"{name}\" is not a valid interface name (no `/`, `:` or whitespace, not `.` or `..`)"
+        ))
+    } else if interface == Some(name.as_str()) {
+        Some(format!(
+            "`vmac_name` \"{name}\" is the instance's own interface; the macvlan needs a name of its own"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(msg) => {
+            cx.error(&span, msg);
+            None
+        }
+        None => Some(name),
+    }
 }
 
 /// v2 carries whole seconds in 8 bits (RFC 3768 §5.3.7); v3 centiseconds in 12 bits

@@ -47,6 +47,7 @@ struct Inst<'s> {
     garp_refresh: Option<Duration>,
     garp_refresh_count: Option<i64>,
     use_vmac: bool,
+    vmac_name: Option<String>,
 }
 
 pub(super) fn instance(cx: &mut Cx<'_>, s: &Stmt, known: &Known) -> Option<Item> {
@@ -210,6 +211,9 @@ pub(super) fn instance(cx: &mut Cx<'_>, s: &Stmt, known: &Known) -> Option<Item>
     if i.use_vmac {
         t.set("use_vmac", Value::Bool(true));
     }
+    if let Some(name) = i.vmac_name {
+        t.set("vmac_name", Value::str(&name));
+    }
     Some(Item {
         loc: s.loc,
         what,
@@ -259,12 +263,7 @@ fn statement<'s>(cx: &mut Cx<'_>, st: &'s Stmt, i: &mut Inst<'s>) {
         "garp_master_refresh_repeat" => i.garp_refresh_count = cx.int(st, 1..=100),
         "use_vmac" => {
             i.use_vmac = true;
-            if !st.args().is_empty() {
-                cx.skip(
-                    st,
-                    "vigil names the macvlan interface itself; the name is dropped",
-                );
-            }
+            i.vmac_name = st.args().first().cloned();
         }
         _ => cx.unknown(st, "vrrp_instance"),
     }

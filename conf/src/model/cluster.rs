@@ -33,6 +33,79 @@ pub struct Cluster {
     pub tls: Option<TlsFiles>,
     /// Coordination only: a witness runs no VRRP instances or virtual servers.
     pub witness: bool,
+    /// `[cluster.fencing]`: the safety parameters of quorum fencing.
+    pub fencing: FencingParams,
+}
+
+/// `[cluster.fencing]`: what quorum fencing assumes about clocks, the daemon and the kernel.
+/// The lease of a session with timeout `T` ends `T·(1 − max_clock_drift) − margin` after the
+/// send time of its last committed keep-alive; fenced VIPs carry a kernel lifetime of whole
+/// seconds ending `kernel_slack` before that (the safety argument is in `vigil-fence`'s docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FencingParams {
+    /// Bound on how much slower this node's monotonic clock may run than any coordination
+    /// leader's, in parts per million. Default 500 (crystals are within 100 ppm of true time;
+    /// two at opposite ends are 200 apart).
+    pub max_clock_drift_ppm: u32,
+    /// Taken off every lease deadline for the daemon's own latency (a late wake-up, the time
+    /// removing the VIPs takes). Default 200ms.
+    pub margin: Duration,
+    /// How late the kernel may remove an address whose lifetime ran out. Linux checks address
+    /// lifetimes from a timer rounded up to whole seconds. Default 1s.
+    pub kernel_slack: Duration,
+}
+
+impl FencingParams {
+    /// Largest accepted `max_clock_drift_ppm` (10 %: anything near it is broken hardware).
+    pub const MAX_CLOCK_DRIFT_PPM: u32 = 100_000;
+
+    /// How long a lease lasts past its keep-alive's send time with session timeout `timeout`:
+    /// `timeout·(1 − max_clock_drift) − margin`, `None` when nothing is left.
+    pub fn lease_budget(&self, timeout: Duration) -> Option<Duration> {
+        let ppm = u128::from(1_000_000 - self.max_clock_drift_ppm.min(Self::MAX_CLOCK_DRIFT_PPM));
+        let nanos = timeout.as_nanos() * ppm / 1_000_000;
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            .checked_sub(self.margin)
+            .filter(|b| !b.is_zero())
+    }
+
+    /// Whether fenced VIPs work with session timeout `timeout`: their kernel lifetime, at least
+    /// one whole second plus `kernel_slack` of lateness, must fit in the lease and outlast the
+    /// keep-alive interval (a third of the timeout), or they are never added or flap between
+    /// refreshes.
+    pub fn timeout_fits(&self, timeout: Duration) -> bool {
+        self.lease_budget(timeout)
+            .is_some_and(|b| b >= self.kernel_slack + Duration::from_secs(1) + timeout / 3)
+    }
+
+    /// The shortest session timeout (whole milliseconds) for which [`Self::timeout_fits`]
+    /// holds, `None` if none does below an hour.
+    pub fn min_session_timeout(&self) -> Option<Duration> {
+        // timeout_fits is monotonic in the timeout: bisect over milliseconds.
+        let (mut lo, mut hi) = (0_u64, 3_600_000_u64);
+        if !self.timeout_fits(Duration::from_millis(hi)) {
+            return None;
+        }
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.timeout_fits(Duration::from_millis(mid)) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Some(Duration::from_millis(hi))
+    }
+}
+
+impl Default for FencingParams {
+    fn default() -> Self {
+        FencingParams {
+            max_clock_drift_ppm: 500,
+            margin: Duration::from_millis(200),
+            kernel_slack: Duration::from_secs(1),
+        }
+    }
 }
 
 /// One other cluster member.

@@ -9,7 +9,7 @@ mod vrrp;
 pub use check::{
     Check, CheckKind, Digest, DnsCheck, DnsType, HttpCheck, StatusRange, TlsOptions, UdpCheck,
 };
-pub use cluster::{Cluster, ClusterPeer, TlsFiles};
+pub use cluster::{Cluster, ClusterPeer, FencingParams, TlsFiles};
 pub use lvs::{
     Forwarding, Persistence, Protocol, RealServer, SchedFlags, Scheduler, VirtualServer, VsKey,
 };
@@ -83,6 +83,10 @@ pub struct Global {
     pub log_format: LogFormat,
     /// Where vigild keeps runtime state (e.g. the last known VRRP state). Default `/var/lib/vigil`.
     pub state_dir: PathBuf,
+    /// Real-time priority (`SCHED_RR`, 1..=99) of the VRRP threads, keepalived's
+    /// `vrrp_rt_priority`: adverts and timers keep their pace on a starved CPU. Needs
+    /// `CAP_SYS_NICE`. Default `None`: normal scheduling.
+    pub vrrp_rt_priority: Option<u8>,
 }
 
 /// Log line format.

@@ -48,6 +48,23 @@ pub struct VrrpInstance {
     pub v3_checksum: V3Checksum,
     /// Use a virtual MAC (00-00-5E-00-01-{VRID}) via a macvlan interface. Default false.
     pub use_vmac: bool,
+    /// Name of that macvlan interface (keepalived's `use_vmac <name>`); `None` for
+    /// keepalived's default, see [`VrrpInstance::vmac_interface`]. Only with `use_vmac`.
+    pub vmac_name: Option<String>,
+}
+
+impl VrrpInstance {
+    /// The macvlan interface of a `use_vmac` instance: `vmac_name`, else keepalived's default
+    /// `vrrp.<vrid>` (IPv4) or `vrrp6.<vrid>` (IPv6). `None` without `use_vmac`.
+    pub fn vmac_interface(&self) -> Option<String> {
+        if !self.use_vmac {
+            return None;
+        }
+        Some(self.vmac_name.clone().unwrap_or_else(|| match self.family {
+            AddressFamily::Ipv4 => format!("vrrp.{}", self.vrid),
+            AddressFamily::Ipv6 => format!("vrrp6.{}", self.vrid),
+        }))
+    }
 }
 
 /// VRRP protocol version.

@@ -49,7 +49,7 @@ pub enum Consistency {
 pub enum BackendEvent {
     /// The entry at `index` was applied and produced `events` (possibly none).
     Applied {
-        /// Log index (zxid) of the entry.
+        /// Log index of the entry (its events carry their own zxids, see [`crate::zxid`]).
         index: u64,
         /// Its watch events, in order.
         events: Vec<WatchEvent>,
@@ -98,7 +98,7 @@ pub struct ClusterStatus {
     pub term: u64,
     /// Highest committed log index.
     pub commit_index: u64,
-    /// Highest applied log index (the tree's zxid).
+    /// Highest applied log index.
     pub applied_index: u64,
     /// Every member and learner.
     pub members: Vec<Member>,

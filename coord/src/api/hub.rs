@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::backend::{BackendEvent, SharedBackend};
 use crate::watch::{ClientId, Notification, Resume, WatchKind, WatchManager};
+use crate::zxid;
 
 /// Notifications a stream may have queued before it is cut off.
 const STREAM_BUFFER: usize = 1024;
@@ -29,6 +30,8 @@ pub(crate) struct WatchHub {
 
 struct HubState {
     manager: WatchManager,
+    /// The zxid through which the backend's applied entries reach ([`zxid::through`] of
+    /// its applied index): registrations are "as of" it.
     applied: u64,
     next_client: u64,
     streams: BTreeMap<ClientId, mpsc::Sender<Notification>>,
@@ -56,7 +59,7 @@ impl WatchHub {
     /// task, which ends when the hub is dropped or the backend's stream closes.
     pub(crate) fn start(backend: &SharedBackend, ring: usize) -> Arc<WatchHub> {
         let rx = backend.subscribe_events();
-        let applied = backend.applied_index();
+        let applied = zxid::through(backend.applied_index());
         let hub = Arc::new(WatchHub {
             inner: Mutex::new(HubState {
                 manager: WatchManager::new(ring, applied),
@@ -67,6 +70,11 @@ impl WatchHub {
         });
         tokio::spawn(pump(Arc::downgrade(&hub), rx));
         hub
+    }
+
+    /// Watches registered on this API server now (see [`WatchManager::registrations`]).
+    pub(crate) fn registrations(&self) -> usize {
+        self.lock().manager.registrations()
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -139,21 +147,25 @@ async fn pump(hub: Weak<WatchHub>, mut rx: broadcast::Receiver<BackendEvent>) {
         let mut state = hub.lock();
         match event {
             BackendEvent::Applied { index, events } => {
-                if index <= state.applied {
+                let through = zxid::through(index);
+                if through <= state.applied {
                     continue;
                 }
                 if lagged {
                     // Entries before this one were lost to us: treat like a snapshot.
-                    state.manager.handle_snapshot_installed(index - 1);
+                    state
+                        .manager
+                        .handle_snapshot_installed(zxid::through(index.saturating_sub(1)));
                     lagged = false;
                 }
-                state.applied = index;
+                state.applied = through;
                 state.manager.handle_events(events);
             }
             BackendEvent::SnapshotInstalled { index } => {
                 lagged = false;
-                state.applied = state.applied.max(index);
-                state.manager.handle_snapshot_installed(index);
+                let through = zxid::through(index);
+                state.applied = state.applied.max(through);
+                state.manager.handle_snapshot_installed(through);
             }
         }
         state.deliver();

@@ -111,7 +111,12 @@ fn apply(inner: &Inner, state: &mut State, cmd: Command) -> Response {
         Command::CloseSession { session } | Command::ExpireSession { session } => Some(*session),
         _ => None,
     };
-    let response = state.sm.apply(index, now_ms(), cmd);
+    // A batch of one, so zxids are composite as on a replicated node (see `crate::zxid`).
+    let response = state
+        .sm
+        .apply_batch(index, now_ms(), vec![cmd])
+        .pop()
+        .unwrap_or(Response::Error(crate::Error::RuntimeInconsistency));
     match &response {
         Response::SessionCreated {
             session,

@@ -28,4 +28,4 @@ pub use error::{
     ApiError, CODE_CONNECTION_LOSS, CODE_NO_AUTH, CODE_TIMEOUT, ErrorBody, tree_error_name,
 };
 pub use local::{LocalBackend, short_sessions};
-pub use v1::{ApiConfig, router, serve};
+pub use v1::{ApiConfig, ApiStats, router, router_with_stats, serve};

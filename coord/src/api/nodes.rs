@@ -375,7 +375,7 @@ pub(crate) async fn sync(
 ) -> Handler<Json<serde_json::Value>> {
     match write(&s, &headers, Request::Sync, &[]).await? {
         Response::Synced => Ok(Json(
-            serde_json::json!({ "zxid": s.backend.applied_index() }),
+            serde_json::json!({ "zxid": crate::zxid::through(s.backend.applied_index()) }),
         )),
         other => Err(unexpected(&other).into()),
     }

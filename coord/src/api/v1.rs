@@ -30,6 +30,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
@@ -78,17 +79,46 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<ApiConfig>,
 }
 
+/// Live numbers of one API server, for metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiStats {
+    hub: Arc<WatchHub>,
+}
+
+impl std::fmt::Debug for ApiStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiStats")
+            .field("watches", &self.watches())
+            .finish()
+    }
+}
+
+impl ApiStats {
+    /// Watches registered through this server's watch streams now.
+    pub fn watches(&self) -> u64 {
+        self.hub.registrations() as u64
+    }
+}
+
 /// The `/v1` router over `backend`. Must be called inside a tokio runtime (it starts the watch
 /// pump task).
 pub fn router(backend: SharedBackend, config: ApiConfig) -> Router {
+    router_with_stats(backend, config).0
+}
+
+/// [`router`], with a handle on its live numbers.
+pub fn router_with_stats(backend: SharedBackend, config: ApiConfig) -> (Router, ApiStats) {
     let hub = WatchHub::start(&backend, config.watch_ring);
+    let stats = ApiStats {
+        hub: Arc::clone(&hub),
+    };
     let body_limit = config.body_limit;
     let state = AppState {
         backend,
         hub,
         config: Arc::new(config),
     };
-    Router::new()
+    let router = Router::new()
         .route("/v1/sessions", post(nodes::create_session))
         .route("/v1/sessions/{id}/heartbeat", post(nodes::heartbeat))
         .route(
@@ -120,7 +150,8 @@ pub fn router(backend: SharedBackend, config: ApiConfig) -> Router {
         .fallback(|| async { ApiError::NoRoute })
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .with_state(state);
+    (router, stats)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes; open connections (watch streams
@@ -130,6 +161,14 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    // Without TCP_NODELAY, a watch event written while the previous one on the same stream is
+    // unacknowledged waits for the client's delayed ACK (up to 40 ms on Linux): Nagle's
+    // algorithm, on a stream of small writes.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an API connection");
+        }
+    });
     tokio::select! {
         result = axum::serve(listener, router) => result,
         () = shutdown => Ok(()),

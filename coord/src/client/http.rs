@@ -90,7 +90,11 @@ impl Transport {
         if config.servers.is_empty() {
             return Err(ClientError::Invalid("no server address".into()));
         }
-        let http = HyperClient::builder(TokioExecutor::new()).build_http();
+        // TCP_NODELAY: a request must not wait for the server's delayed ACK of the previous
+        // one on a kept-alive connection (Nagle's algorithm).
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http = HyperClient::builder(TokioExecutor::new()).build(connector);
         Ok(Arc::new(Transport {
             http,
             config,

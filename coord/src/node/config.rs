@@ -34,7 +34,8 @@ pub struct CoordConfig {
     pub bootstrap: bool,
     /// Bounds of negotiated session timeouts.
     pub sessions: SessionConfig,
-    /// Build a snapshot after this many entries since the last one.
+    /// Build a snapshot after this many commands since the last one (a batch entry counts each
+    /// of its commands; openraft's entry-count policy stays as a backstop).
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot (so a briefly lagging follower needs no snapshot).
     pub keep_after_snapshot: u64,
@@ -102,9 +103,37 @@ impl CoordConfig {
             snapshot_max_chunk_size: self.snapshot_chunk_bytes,
             // A lagging follower is caught up by snapshot once it is this far behind.
             replication_lag_threshold: self.snapshot_every.saturating_add(self.keep_after_snapshot),
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
             ..openraft::Config::default()
         }
         .validate()
         .map_err(|e| e.to_string())
+    }
+}
+
+/// Entries per AppendEntries message. One entry is a batch of at most
+/// [`write_batch::MAX_BYTES`](super::write_batch::MAX_BYTES) of payload, or a single command of
+/// at most one API request body (~1.4 MiB by default); openraft's default of 300 such entries
+/// could exceed the peer transport's frame limit, and a message that cannot be sent would stall
+/// replication to that follower for good. 16 keeps the worst case under half the limit, and a
+/// lagging follower still gets up to 16,384 batched commands per round trip.
+pub(crate) const MAX_PAYLOAD_ENTRIES: u64 = 16;
+
+#[cfg(test)]
+mod payload_tests {
+    use super::MAX_PAYLOAD_ENTRIES;
+    use crate::api::ApiConfig;
+    use crate::raft::network::MAX_FRAME;
+
+    #[test]
+    fn a_full_append_entries_message_fits_a_frame() {
+        let largest_entry = ApiConfig::default()
+            .body_limit
+            .max(super::super::write_batch::MAX_BYTES);
+        let worst = usize::try_from(MAX_PAYLOAD_ENTRIES).expect("small") * largest_entry;
+        assert!(
+            worst * 2 <= MAX_FRAME,
+            "{worst} bytes of entries in one message against a {MAX_FRAME}-byte frame"
+        );
     }
 }

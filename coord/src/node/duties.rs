@@ -1,6 +1,8 @@
 //! The leader's background work, and the handler of requests from peers.
 //!
-//! One task per node watches openraft's metrics. When this node becomes leader it gives every
+//! One task per node watches openraft's metrics, and on every node triggers a snapshot once
+//! `snapshot_every` commands were applied since the last one (openraft's own policy counts
+//! entries, which batching makes much larger). When this node becomes leader it gives every
 //! session a full timeout ([`crate::SessionTracker::on_become_leader`]); while leader it
 //! proposes `ExpireSession` for sessions whose deadline passed and, every `reap_interval`,
 //! `Reap` for empty containers and expired TTL nodes; when it stops leading it forgets the
@@ -50,6 +52,11 @@ pub(super) async fn run(inner: Arc<Inner>) {
             } else {
                 inner.store.step_down();
             }
+        }
+        if inner.store.commands_since_snapshot() >= inner.config.snapshot_every {
+            // Every node snapshots its own state. openraft ignores the trigger while a build
+            // runs, and the count restarts when the build encodes the state.
+            let _ = inner.raft.trigger().snapshot().await;
         }
         if !leading {
             continue;

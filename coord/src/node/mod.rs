@@ -19,7 +19,8 @@
 //! - linearizable reads use the read-index protocol (ZooKeeper's "sync, then read locally"):
 //!   the leader confirms its leadership with a quorum and returns its commit point, this node
 //!   waits until it has applied that far, then reads its own tree. On the leader, concurrent
-//!   read-index requests (local or forwarded) share quorum rounds (`read_batch`);
+//!   read-index requests (local or forwarded) share quorum rounds (`read_batch`), and writes
+//!   arriving while earlier ones are in flight share one log entry (`write_batch`);
 //! - session heartbeats are forwarded to the leader, whose tracker alone decides expiry.
 //!
 //! Failures that say nothing was done (`NotLeader`, `Unavailable`) and a connection to the
@@ -36,6 +37,7 @@ mod duties;
 mod error;
 mod read_batch;
 mod requests;
+mod write_batch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub(crate) struct Inner {
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// Shares read-index rounds between concurrent linearizable reads.
     reads: read_batch::ReadBatcher,
+    /// Proposes the writes arriving while others are in flight as one entry.
+    writes: write_batch::WriteBatcher,
 }
 
 impl std::fmt::Debug for CoordNode {
@@ -155,6 +159,7 @@ impl CoordNode {
             stop,
             tasks: std::sync::Mutex::new(Vec::new()),
             reads: read_batch::ReadBatcher::default(),
+            writes: write_batch::WriteBatcher::default(),
         });
         let server = {
             let mut stopped = inner.stop.subscribe();

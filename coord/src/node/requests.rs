@@ -5,11 +5,9 @@
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
-use openraft::error::{ClientWriteError, RaftError};
 
-use super::{CoordError, Inner, LEADER_POLL, now_ms};
+use super::{CoordError, Inner, LEADER_POLL};
 use crate::raft::network::{self, PeerRequest, PeerResponse};
-use crate::raft::types::Proposal;
 use crate::request::{Command, Response};
 use crate::session::SessionId;
 
@@ -136,18 +134,10 @@ impl Inner {
                 .tracker
                 .touch(*session, Instant::now());
         }
-        let proposal = Proposal::new(now_ms(), cmd);
-        match tokio::time::timeout(timeout, self.raft.client_write(proposal)).await {
-            Err(_) => Err(CoordError::Timeout(timeout)),
-            Ok(Ok(written)) => Ok(written.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(CoordError::NotLeader {
-                    leader: f.leader_id,
-                })
-            }
-            Ok(Err(RaftError::APIError(e))) => Err(CoordError::Unavailable(e.to_string())),
-            Ok(Err(RaftError::Fatal(e))) => Err(CoordError::Stopped(e.to_string())),
-        }
+        // Batched with the other commands arriving meanwhile (see `write_batch`).
+        self.writes
+            .write(&self.raft, cmd, self.config.request_timeout, timeout)
+            .await
     }
 
     /// Waits until this node has applied every entry committed before the call.

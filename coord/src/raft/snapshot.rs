@@ -84,10 +84,33 @@ impl<W: Write> Write for CrcWriter<W> {
 
 /// Writes `meta` and `sm` as the new current snapshot of `dir`, durably (fsync of the file,
 /// atomic rename, fsync of the directory). Blocking.
+#[cfg(test)]
 pub(crate) fn write(
     dir: &Path,
     meta: &SnapshotMeta,
     sm: &StateMachine,
+) -> Result<(), SnapshotFileError> {
+    write_with(dir, meta, |w| {
+        sm.write_snapshot(w).map_err(|e| e.to_string())
+    })
+}
+
+/// Like [`write`] with the state machine's part already encoded
+/// ([`StateMachine::write_snapshot`] output): the snapshot builder encodes under the state lock
+/// and writes the file outside it.
+pub(crate) fn write_encoded(
+    dir: &Path,
+    meta: &SnapshotMeta,
+    state: &[u8],
+) -> Result<(), SnapshotFileError> {
+    // A failed write is recorded by the `CrcWriter` and reported with the kernel's error.
+    write_with(dir, meta, |w| w.write_all(state).map_err(|e| e.to_string()))
+}
+
+fn write_with(
+    dir: &Path,
+    meta: &SnapshotMeta,
+    body: impl FnOnce(&mut CrcWriter<BufWriter<File>>) -> Result<(), String>,
 ) -> Result<(), SnapshotFileError> {
     fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
     let tmp = dir.join(TMP);
@@ -110,14 +133,14 @@ pub(crate) fn write(
     w.write_all(&meta_len.to_le_bytes())
         .map_err(io_err(&tmp, "write"))?;
     w.write_all(&meta_bytes).map_err(io_err(&tmp, "write"))?;
-    if let Err(e) = sm.write_snapshot(&mut w) {
+    if let Err(e) = body(&mut w) {
         return Err(match w.failed.take() {
             Some(source) => SnapshotFileError::Io {
                 path: tmp,
                 op: "write",
                 source,
             },
-            None => SnapshotFileError::Invalid(e.to_string()),
+            None => SnapshotFileError::Invalid(e),
         });
     }
     let crc = w.crc.finish();

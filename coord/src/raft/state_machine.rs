@@ -1,7 +1,8 @@
 //! [`ZnodeStore`]: openraft's `RaftStateMachine` over the znode [`StateMachine`].
 //!
-//! Normal entries go to [`StateMachine::apply`] with their log index (the zxid) and the leader's
-//! time carried in the [`Proposal`]; blank and membership entries only move the applied log id
+//! Normal entries go to [`StateMachine::apply_batch`] (or, for entries written before batching,
+//! [`StateMachine::apply`]) with their log index and the leader's time carried in the
+//! [`Proposal`]; blank and membership entries only move the applied log id
 //! (and the membership). Both live inside every snapshot (see [`super::snapshot`]).
 //!
 //! Side outputs of apply, in log order:
@@ -10,12 +11,12 @@
 //!   as the apply, so the tracker and the session table can never disagree (see
 //!   [`ZnodeStore::become_leader`]).
 //!
-//! Snapshots are built from a clone of the state taken under the lock (a memory copy), then
-//! serialized to a file on a blocking thread while applies continue.
+//! Snapshots are encoded under the lock into one buffer (no clone of the tree), then written to
+//! a file on a blocking thread while applies continue.
 
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -27,7 +28,7 @@ use tokio::sync::broadcast;
 use super::snapshot::{self, SnapshotFileError};
 use super::types::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
 use super::types::{Proposal, TypeConfig};
-use crate::request::{Command, Response};
+use crate::request::{Command, Response, VersionedCommand};
 use crate::session::{SessionId, SessionTracker};
 use crate::state_machine::StateMachine;
 
@@ -54,6 +55,9 @@ struct State {
     membership: StoredMembership,
     /// Metadata of the snapshot in `dir/current`, if any.
     snapshot: Option<SnapshotMeta>,
+    /// Commands applied since the state last went into a snapshot (a batch entry counts each
+    /// of its commands); see [`ZnodeStore::commands_since_snapshot`].
+    since_snapshot: u64,
 }
 
 #[derive(Debug)]
@@ -65,6 +69,8 @@ struct Shared {
     /// Serializes writers of the snapshot files (build and install).
     files: tokio::sync::Mutex<()>,
     builds: AtomicU64,
+    /// Size of the last encoded state, to size the next buffer in one allocation.
+    last_size: AtomicUsize,
 }
 
 /// The replicated znode tree as an openraft state machine; cheap to clone (shared state).
@@ -102,12 +108,14 @@ impl ZnodeStore {
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
                 snapshot: Some(meta),
+                since_snapshot: 0,
             },
             None => State {
                 sm: StateMachine::new(),
                 last_applied: None,
                 membership: StoredMembership::default(),
                 snapshot: None,
+                since_snapshot: 0,
             },
         };
         let (events, _) = broadcast::channel(event_capacity.max(1));
@@ -119,6 +127,7 @@ impl ZnodeStore {
                 events,
                 files: tokio::sync::Mutex::new(()),
                 builds: AtomicU64::new(0),
+                last_size: AtomicUsize::new(0),
             }),
         })
     }
@@ -136,6 +145,13 @@ impl ZnodeStore {
     /// The last applied log id (including blank and membership entries).
     pub fn last_applied(&self) -> Option<LogId> {
         lock(&self.shared.state).last_applied
+    }
+
+    /// Commands applied since the last snapshot was built or installed. openraft's snapshot
+    /// policy counts log entries, and one batch entry may carry many commands, so the node
+    /// also triggers a snapshot on this count: it bounds the log a restart has to replay.
+    pub fn commands_since_snapshot(&self) -> u64 {
+        lock(&self.shared.state).since_snapshot
     }
 
     /// Metadata of the current snapshot, if any.
@@ -176,18 +192,26 @@ impl ZnodeStore {
             EntryPayload::Normal(Proposal {
                 leader_time_ms,
                 command,
-            }) => {
-                let command = command.into_command();
-                let ended = match &command {
-                    Command::CloseSession { session } | Command::ExpireSession { session } => {
-                        Some(*session)
+            }) => match command {
+                VersionedCommand::V1(command) => {
+                    let ended = ended_session(&command);
+                    let response = state.sm.apply(entry.log_id.index, leader_time_ms, command);
+                    self.track_sessions(&response, ended);
+                    response
+                }
+                VersionedCommand::V2(commands) => {
+                    let ended: Vec<Option<SessionId>> =
+                        commands.iter().map(ended_session).collect();
+                    let responses =
+                        state
+                            .sm
+                            .apply_batch(entry.log_id.index, leader_time_ms, commands);
+                    for (response, ended) in responses.iter().zip(ended) {
+                        self.track_sessions(response, ended);
                     }
-                    _ => None,
-                };
-                let response = state.sm.apply(entry.log_id.index, leader_time_ms, command);
-                self.track_sessions(&response, ended);
-                response
-            }
+                    Response::Batch(responses)
+                }
+            },
         }
     }
 
@@ -224,6 +248,14 @@ impl ZnodeStore {
     }
 }
 
+/// The session a command ends, for the leader's tracker.
+fn ended_session(command: &Command) -> Option<SessionId> {
+    match command {
+        Command::CloseSession { session } | Command::ExpireSession { session } => Some(*session),
+        _ => None,
+    }
+}
+
 fn newer(candidate: &SnapshotMeta, current: Option<&SnapshotMeta>) -> bool {
     current.is_none_or(|c| candidate.last_log_id > c.last_log_id)
 }
@@ -232,7 +264,7 @@ impl RaftSnapshotBuilder<TypeConfig> for ZnodeStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let files = self.shared.files.lock().await;
         let prepared = {
-            let state = lock(&self.shared.state);
+            let mut state = lock(&self.shared.state);
             let n = self.shared.builds.fetch_add(1, Ordering::Relaxed) + 1;
             let id = state.last_applied.map_or_else(
                 || "0-0".to_owned(),
@@ -244,16 +276,31 @@ impl RaftSnapshotBuilder<TypeConfig> for ZnodeStore {
                 snapshot_id: format!("{id}-{n}"),
             };
             // An installed snapshot may already cover everything applied: serve that one.
-            newer(&meta, state.snapshot.as_ref()).then(|| (meta, state.sm.clone()))
+            if newer(&meta, state.snapshot.as_ref()) {
+                // Encoded under the lock, which costs applies a pause, but a clone of the tree
+                // would cost about as long (an allocation per node) and twice the tree's memory;
+                // the encoding is about a fifth of it and goes back to the system when written.
+                let buf = Vec::with_capacity(self.shared.last_size.load(Ordering::Relaxed));
+                match state.sm.snapshot_into(buf) {
+                    Ok(bytes) => {
+                        state.since_snapshot = 0;
+                        Some((meta, bytes))
+                    }
+                    Err(e) => return Err(write_err(Some(&meta), &io::Error::other(e))),
+                }
+            } else {
+                None
+            }
         };
-        let Some((meta, sm)) = prepared else {
+        let Some((meta, bytes)) = prepared else {
             let current = self.open_current().await?;
             drop(files);
             return current.ok_or_else(|| write_err(None, &io::Error::other("snapshot vanished")));
         };
         let dir = self.shared.dir.clone();
         let written = meta.clone();
-        tokio::task::spawn_blocking(move || snapshot::write(&dir, &written, &sm))
+        self.shared.last_size.store(bytes.len(), Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || snapshot::write_encoded(&dir, &written, &bytes))
             .await
             .map_err(|e| write_err(Some(&meta), &io::Error::other(e)))?
             .map_err(|e| write_err(Some(&meta), &e))?;
@@ -281,7 +328,13 @@ impl RaftStateMachine<TypeConfig> for ZnodeStore {
         let mut responses = Vec::new();
         for entry in entries {
             let index = entry.log_id.index;
-            responses.push(self.apply_one(&mut state, entry));
+            let response = self.apply_one(&mut state, entry);
+            let commands = match &response {
+                Response::Batch(each) => each.len() as u64,
+                _ => 1,
+            };
+            state.since_snapshot = state.since_snapshot.saturating_add(commands);
+            responses.push(response);
             let events = state.sm.drain_events();
             // Sent under the lock, so events leave in apply order; no subscriber is fine.
             let _ = self.shared.events.send(SmEvent::Applied { index, events });
@@ -352,6 +405,7 @@ impl RaftStateMachine<TypeConfig> for ZnodeStore {
             state.last_applied = meta.last_log_id;
             state.membership = meta.last_membership.clone();
             state.snapshot = Some(meta.clone());
+            state.since_snapshot = 0;
             let _ = self
                 .shared
                 .events

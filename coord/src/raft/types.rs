@@ -37,11 +37,20 @@ pub struct Proposal {
 }
 
 impl Proposal {
-    /// A proposal of `command` stamped with `leader_time_ms`.
+    /// A proposal of `command` (a batch of one) stamped with `leader_time_ms`.
     pub fn new(leader_time_ms: u64, command: Command) -> Proposal {
         Proposal {
             leader_time_ms,
             command: command.into(),
+        }
+    }
+
+    /// A proposal of `commands` as one batch entry stamped with `leader_time_ms`; the state
+    /// machine answers with one [`Response::Batch`] holding a response per command.
+    pub fn batch(leader_time_ms: u64, commands: Vec<Command>) -> Proposal {
+        Proposal {
+            leader_time_ms,
+            command: VersionedCommand::batch(commands),
         }
     }
 }

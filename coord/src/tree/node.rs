@@ -25,13 +25,75 @@ pub enum NodeKind {
     Ttl(u64),
 }
 
+/// Data stored inside the node up to this many bytes, boxed beyond.
+pub(crate) const INLINE_DATA: usize = 22;
+
+/// A node's data: small values (counters, ids, flags) inside the node, larger ones in an exact
+/// boxed slice. Inline storage saves a heap allocation (32 bytes with glibc) per small znode.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Data {
+    Inline { len: u8, bytes: [u8; INLINE_DATA] },
+    Boxed(Box<[u8]>),
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Data::Inline {
+            len: 0,
+            bytes: [0; INLINE_DATA],
+        }
+    }
+}
+
+impl From<&[u8]> for Data {
+    fn from(v: &[u8]) -> Self {
+        if v.len() <= INLINE_DATA {
+            let mut bytes = [0; INLINE_DATA];
+            bytes[..v.len()].copy_from_slice(v);
+            Data::Inline {
+                len: v.len() as u8,
+                bytes,
+            }
+        } else {
+            Data::Boxed(v.into())
+        }
+    }
+}
+
+impl From<Vec<u8>> for Data {
+    fn from(v: Vec<u8>) -> Self {
+        if v.len() <= INLINE_DATA {
+            Data::from(v.as_slice())
+        } else {
+            Data::Boxed(v.into_boxed_slice())
+        }
+    }
+}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Data::Boxed(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// A znode as stored. Field order and widths are chosen for size: a million of these must fit in
-/// a few hundred megabytes, so there is no child set here (see [`super::key`]) and the data is a
-/// boxed slice (no spare capacity).
+/// a few hundred megabytes, so there is no child set and no path here (see [`super::key`]) and
+/// small data is stored inline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Node {
     #[serde(serialize_with = "ser_bytes", deserialize_with = "de_bytes")]
-    pub(crate) data: Box<[u8]>,
+    pub(crate) data: Data,
     pub(crate) czxid: u64,
     pub(crate) mzxid: u64,
     pub(crate) pzxid: u64,
@@ -46,7 +108,7 @@ pub(crate) struct Node {
 
 impl Node {
     /// A node created at `zxid`/`time`.
-    pub(crate) fn new(data: Box<[u8]>, kind: NodeKind, zxid: u64, time: u64) -> Node {
+    pub(crate) fn new(data: Data, kind: NodeKind, zxid: u64, time: u64) -> Node {
         Node {
             data,
             czxid: zxid,
@@ -84,25 +146,25 @@ impl Node {
 
 /// Data as one byte string: serde's default for `Box<[u8]>` is a sequence of `u8`, which costs a
 /// visitor call per byte when a snapshot of a million nodes is written or read.
-fn ser_bytes<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+fn ser_bytes<S: Serializer>(data: &Data, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bytes(data)
 }
 
-fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
+fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Data, D::Error> {
     struct BytesVisitor;
     impl<'de> serde::de::Visitor<'de> for BytesVisitor {
-        type Value = Box<[u8]>;
+        type Value = Data;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a byte string")
         }
 
         fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
-            Ok(v.into())
+            Ok(Data::from(v))
         }
 
         fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
-            Ok(v.into_boxed_slice())
+            Ok(Data::from(v))
         }
 
         fn visit_seq<A: serde::de::SeqAccess<'de>>(
@@ -113,7 +175,7 @@ fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
             while let Some(b) = seq.next_element::<u8>()? {
                 out.push(b);
             }
-            Ok(out.into_boxed_slice())
+            Ok(Data::from(out))
         }
     }
     d.deserialize_bytes(BytesVisitor)
@@ -121,13 +183,29 @@ fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::Node;
+    use super::{Data, INLINE_DATA, Node};
+
+    #[test]
+    fn data_is_inline_when_small_and_reads_back_either_way() {
+        for len in [0, 1, INLINE_DATA, INLINE_DATA + 1, 1000] {
+            let v: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let d = Data::from(v.clone());
+            assert_eq!(&*d, v.as_slice());
+            assert_eq!(
+                matches!(d, Data::Inline { .. }),
+                len <= INLINE_DATA,
+                "{len}"
+            );
+            assert_eq!(Data::from(v.as_slice()), d);
+        }
+    }
 
     #[test]
     fn node_stays_small() {
-        // The million-znode memory budget assumes this; a new field must justify its bytes.
+        // The million-znode memory budget assumes this (data of up to 22 bytes included); a new
+        // field must justify its bytes.
         assert!(
-            std::mem::size_of::<Node>() <= 88,
+            std::mem::size_of::<Node>() <= 96,
             "{}",
             std::mem::size_of::<Node>()
         );

@@ -78,6 +78,24 @@ pub fn validate(path: &str, sequential: bool) -> Result<(), PathError> {
     Ok(())
 }
 
+/// Checks one component (a node's name) against the rules [`validate`] applies to each component
+/// of a path; used where names arrive without their path (snapshots).
+pub fn validate_name(name: &str) -> Result<(), PathError> {
+    if name.is_empty() {
+        return Err(PathError::EmptyComponent);
+    }
+    if name.len() > MAX_PATH_LEN {
+        return Err(PathError::TooLong);
+    }
+    if name == "." || name == ".." {
+        return Err(PathError::RelativeComponent);
+    }
+    match name.chars().find(|&c| c == '/' || invalid_char(c)) {
+        Some(c) => Err(PathError::InvalidChar(c)),
+        None => Ok(()),
+    }
+}
+
 /// ZooKeeper's forbidden characters. Java strings are UTF-16, so ZooKeeper's surrogate range
 /// (U+D800..U+DFFF) refuses every character outside the Basic Multilingual Plane; so do we.
 fn invalid_char(c: char) -> bool {

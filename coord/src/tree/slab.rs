@@ -1,13 +1,13 @@
 //! `Slab`: node storage in fixed-size chunks, addressed by a `u32` slot.
 //!
-//! Keeping the 88-byte nodes out of the ordered path index makes the index's B-tree nodes small
+//! Keeping the 96-byte nodes out of the ordered path index makes the index's B-tree nodes small
 //! (key + 4-byte slot): the B-tree is at most half full after ascending inserts, and that slack
-//! now costs 28 bytes per entry instead of 112. Chunks never move or double, so growing past a
+//! now costs 28 bytes per entry instead of 124. Chunks never move or double, so growing past a
 //! million nodes has no 2x reallocation spike.
 
 use super::Node;
 
-/// Slots per chunk: 4096 × 88 bytes ≈ 352 KiB, big enough to amortise, small enough not to
+/// Slots per chunk: 4096 × 96 bytes = 384 KiB, big enough to amortise, small enough not to
 /// waste much in the last, partly used chunk.
 const CHUNK: usize = 4096;
 
@@ -59,10 +59,10 @@ impl Slab {
 #[cfg(test)]
 mod tests {
     use super::{CHUNK, Slab};
-    use crate::tree::{Node, NodeKind};
+    use crate::tree::{Data, Node, NodeKind};
 
     fn node(zxid: u64) -> Node {
-        Node::new(Box::default(), NodeKind::Persistent, zxid, 0)
+        Node::new(Data::default(), NodeKind::Persistent, zxid, 0)
     }
 
     #[test]

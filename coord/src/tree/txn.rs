@@ -2,7 +2,7 @@
 //! they produce, and an undo log so that a failed multi is rolled back completely (nodes, data,
 //! parents' `cversion`/`pzxid`/child counts, hence sequential counters too).
 
-use super::{DataTree, MAX_DATA_LEN, MAX_NODES, MAX_TTL_MS, Node, NodeKind, Stat, path};
+use super::{Data, DataTree, MAX_DATA_LEN, MAX_NODES, MAX_TTL_MS, Node, NodeKind, Stat, path};
 use crate::error::Error;
 use crate::request::{CreateMode, Op, OpResult};
 use crate::session::SessionId;
@@ -15,7 +15,7 @@ enum Undo {
     Deleted(String, Node),
     DataSet {
         path: String,
-        data: Box<[u8]>,
+        data: Data,
         version: i32,
         mzxid: u64,
         mtime: u64,
@@ -179,7 +179,7 @@ impl<'a> Txn<'a> {
         }
         let parent_path = parent_path.to_owned();
         self.touch_parent(&parent_path, 1);
-        let node = Node::new(data.into_boxed_slice(), kind, self.zxid, self.time);
+        let node = Node::new(Data::from(data), kind, self.zxid, self.time);
         let stat = node.stat();
         self.tree.put(&full, node);
         self.undo.push(Undo::Created(full.clone()));
@@ -226,7 +226,7 @@ impl<'a> Txn<'a> {
         check_version(node, version)?;
         let undo = Undo::DataSet {
             path: path.to_owned(),
-            data: std::mem::replace(&mut node.data, data.into_boxed_slice()),
+            data: std::mem::replace(&mut node.data, Data::from(data)),
             version: node.version,
             mzxid: node.mzxid,
             mtime: node.mtime,

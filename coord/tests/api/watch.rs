@@ -230,7 +230,11 @@ async fn watcher_resumes_by_itself_after_a_broken_connection() {
     let (second, _, _) = event(next(&mut w).await);
     assert_eq!((first, second), (z2, z3));
     assert!(z1 < z2);
-    assert_eq!(w.last_zxid(), Some(z3));
+    // The resumed registration is "as of" the whole entry of z3 (`zxid::through`).
+    assert_eq!(
+        w.last_zxid(),
+        Some(vigil_coord::zxid::through(vigil_coord::zxid::index_of(z3)))
+    );
     assert_eq!(
         accepted.load(std::sync::atomic::Ordering::SeqCst),
         2,
@@ -328,8 +332,10 @@ async fn snapshot_install_tells_every_stream_to_resync() {
         vigil_coord::client::Client::new(crate::support::client_config(&[addr])).expect("client");
     let mut w = c.watch("/a", WatchKind::Persistent).await.expect("watch");
     assert_eq!(w.last_zxid(), Some(0));
+    // The event stream's contract: the events of the entry at index i have zxids from
+    // `zxid::of(i, 0)` up to `zxid::through(i)`.
     let changed = vigil_coord::WatchEvent {
-        zxid: 5,
+        zxid: vigil_coord::zxid::of(5, 0),
         path: "/a".into(),
         kind: EventKind::NodeDataChanged,
     };
@@ -346,7 +352,7 @@ async fn snapshot_install_tells_every_stream_to_resync() {
     assert_eq!(next(&mut w).await, WatchNotice::ResyncNeeded);
     // The ring was emptied: resuming from before the snapshot cannot be replayed.
     let mut again = c
-        .watch_from("/a", WatchKind::Persistent, 5)
+        .watch_from("/a", WatchKind::Persistent, vigil_coord::zxid::of(5, 0))
         .await
         .expect("resume");
     assert_eq!(next(&mut again).await, WatchNotice::ResyncNeeded);

@@ -115,7 +115,8 @@ async fn the_node_keeps_the_api_backend_contract() {
                 break index;
             }
         };
-        assert_eq!(zxid, stat.czxid);
+        // The write's zxid is its entry's index and its position in it (see `zxid`).
+        assert_eq!(zxid, vigil_coord::zxid::index_of(stat.czxid));
         assert!(backend.applied_index() >= zxid);
         let subtree = backend
             .subtree(Consistency::Stale, "/", 10)

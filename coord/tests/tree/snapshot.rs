@@ -80,7 +80,7 @@ fn apply_is_deterministic() {
     assert_eq!(a, b);
     assert_eq!(a.snapshot().expect("encode"), b.snapshot().expect("encode"));
     // The history did what it says: /c and /t reaped, session 1's ephemeral gone.
-    let paths: Vec<&str> = a.tree().iter().map(|(p, _, _)| p).collect();
+    let paths: Vec<String> = a.tree().iter().map(|(p, _, _)| p).collect();
     assert_eq!(paths, ["/", "/app", "/app/q-0000000001"]);
 }
 
@@ -121,7 +121,10 @@ fn log_entries_round_trip_through_the_versioned_envelope() {
     for (_, cmd) in history() {
         let bytes = postcard::to_allocvec(&VersionedCommand::from(cmd.clone())).expect("encode");
         let back: VersionedCommand = postcard::from_bytes(&bytes).expect("decode");
-        assert_eq!(back.into_command(), cmd);
+        assert_eq!(back, VersionedCommand::V2(vec![cmd.clone()]));
+        let old = postcard::to_allocvec(&VersionedCommand::V1(cmd.clone())).expect("encode");
+        let back: VersionedCommand = postcard::from_bytes(&old).expect("decode");
+        assert_eq!(back, VersionedCommand::V1(cmd));
     }
 }
 
@@ -155,4 +158,126 @@ fn a_large_tree_snapshots_quickly_and_exactly() {
         took.as_secs() < 5,
         "snapshot round trip of 10k nodes took {took:?}"
     );
+}
+
+/// The commands behind `fixtures/snapshot-v1.bin`: every node kind, inline and boxed data, a
+/// sequential name, a deleted node and a closed session. The fixture holds the snapshot the
+/// pre-V2 code wrote after applying them (entry `i` at index `i + 1`, time `1_000 + i`).
+fn v1_fixture_commands() -> Vec<Command> {
+    use vigil_coord::{Op, SessionId};
+    let write = |session: u64, id: u64, op: Op| Command::Write {
+        session: SessionId(session),
+        request_id: id,
+        request: Request::Single(op),
+    };
+    let create = |path: &str, data: &[u8], mode: CreateMode, sequential: bool| Op::Create {
+        path: path.into(),
+        data: data.to_vec(),
+        mode,
+        sequential,
+    };
+    vec![
+        Command::CreateSession { timeout_ms: 10_000 },
+        Command::CreateSession { timeout_ms: 5_000 },
+        write(1, 1, create("/app", b"", CreateMode::Persistent, false)),
+        write(
+            1,
+            2,
+            create("/app/config", &[7; 300], CreateMode::Persistent, false),
+        ),
+        write(
+            1,
+            3,
+            create("/app/q-", b"job", CreateMode::Persistent, true),
+        ),
+        write(
+            1,
+            4,
+            create("/app/q-", b"job2", CreateMode::Persistent, true),
+        ),
+        write(
+            2,
+            1,
+            create("/app/lock", b"me", CreateMode::Ephemeral, false),
+        ),
+        write(1, 5, create("/c", b"", CreateMode::Container, false)),
+        write(1, 6, create("/c/k", b"", CreateMode::Persistent, false)),
+        write(1, 7, create("/t", b"x", CreateMode::Ttl(60_000), false)),
+        write(1, 8, create("/a-b", b"", CreateMode::Persistent, false)),
+        write(
+            1,
+            9,
+            create(
+                "/a-b/a-name-longer-than-eighteen-bytes",
+                b"0123456789abcdefghijklmnop",
+                CreateMode::Persistent,
+                false,
+            ),
+        ),
+        write(
+            1,
+            10,
+            Op::SetData {
+                path: "/app".into(),
+                data: b"v2".to_vec(),
+                version: Some(0),
+            },
+        ),
+        write(
+            1,
+            11,
+            Op::Delete {
+                path: "/app/q-0000000001".into(),
+                version: None,
+            },
+        ),
+        Command::CreateSession { timeout_ms: 3_000 },
+        write(15, 1, create("/gone", b"", CreateMode::Ephemeral, false)),
+        Command::CloseSession {
+            session: SessionId(15),
+        },
+    ]
+}
+
+#[test]
+fn a_snapshot_in_the_old_path_format_still_restores() {
+    let bytes = include_bytes!("fixtures/snapshot-v1.bin");
+    let restored = StateMachine::restore(bytes).expect("a V1 snapshot restores");
+    let mut expected = StateMachine::new();
+    for (i, c) in v1_fixture_commands().into_iter().enumerate() {
+        expected.apply(i as u64 + 1, 1_000 + i as u64, c);
+    }
+    assert_eq!(restored, expected);
+    let paths: Vec<String> = restored.tree().iter().map(|(p, _, _)| p).collect();
+    assert_eq!(
+        paths,
+        [
+            "/",
+            "/a-b",
+            "/app",
+            "/c",
+            "/t",
+            "/a-b/a-name-longer-than-eighteen-bytes",
+            "/app/config",
+            "/app/lock",
+            "/app/q-0000000002",
+            "/c/k",
+        ]
+    );
+    // It is written back in the current format, which restores to the same state.
+    let again = restored.snapshot().expect("encode");
+    assert_ne!(&again[..], &bytes[..]);
+    assert_eq!(
+        StateMachine::restore(&again).expect("V2 restores"),
+        expected
+    );
+    // The derived indexes came back too: the session's ephemeral and the cleanup candidates.
+    assert_eq!(
+        restored
+            .tree()
+            .ephemerals(vigil_coord::SessionId(2))
+            .collect::<Vec<_>>(),
+        ["/app/lock"]
+    );
+    assert_eq!(restored.tree().reapable(u64::MAX), ["/t"]);
 }

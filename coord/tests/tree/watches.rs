@@ -408,3 +408,23 @@ mod resume_property {
         }
     }
 }
+
+#[test]
+fn registrations_count_each_client_path_and_kind_until_fired_or_removed() {
+    let mut w = WatchManager::new(100, 0);
+    assert_eq!(w.registrations(), 0);
+    w.register(A, "/n", WatchKind::Data);
+    w.register(A, "/n", WatchKind::Data); // idempotent
+    w.register(A, "/n", WatchKind::Children);
+    w.register(B, "/n", WatchKind::Data);
+    w.register(B, "/", WatchKind::PersistentRecursive);
+    assert_eq!(w.registrations(), 4);
+    // One-shot data watches on /n fire and go; the child watch and the recursive one stay.
+    w.handle_events(vec![event(1, "/n", EventKind::NodeDataChanged)]);
+    assert_eq!(w.registrations(), 2);
+    w.remove_client(B);
+    assert_eq!(w.registrations(), 1);
+    w.unregister(A, "/n", WatchKind::Children)
+        .expect("registered");
+    assert_eq!(w.registrations(), 0);
+}

@@ -195,8 +195,38 @@ then apply it with \fBsystemctl reload vigild\fR (which validates again and send
 \fBvigilctl reload\fR. A reload that fails validation is refused and the running configuration
 stays in force; settings that cannot change at run time are reported as needing a restart.
 .PP
-When systemd sets WatchdogSec=, \fBvigild\fR pings the watchdog only while its own event loop
-makes progress, so a hung daemon is restarted.
+A reload applies the differences only. VRRP instances whose settings did not change keep their
+state and addresses (no transition, no notify script). A change of priority, advert interval,
+virtual address list (without \fBfencing = "quorum"\fR) or tracking weights is applied to the
+running instance: a master stays master, keeps the addresses that stay and announces the new
+ones. Any other change (vrid, interface, transport, version, authentication, use_vmac, what is
+tracked, \fBfencing = "quorum"\fR addresses, becoming or ceasing to be the address owner)
+restarts the instance: a master hands over with a priority 0 advert first. Removed instances
+release their addresses the same way. Health checks of real servers that stay keep their
+state: no new rise or fall.
+.PP
+When systemd sets WatchdogSec=, \fBvigild\fR pings the watchdog only while each of its loops
+makes progress (the control loop, every VRRP instance, the load balancer, the check scheduler,
+the IPVS reconciler, fencing and the coordination node); the log names a silent one, and a hung
+daemon is restarted.
+.SH "QUORUM FENCING"
+With \fB[cluster]\fR configured, VRRP instances default to \fBfencing = "quorum"\fR: a node holds
+an instance's VIPs only while it owns the znode \fI/vigil/vrrp/<instance>/owner\fR in a live
+coordination session, whose czxid is the fencing token (\fBVIGIL_FENCING_TOKEN\fR). The lease
+of that session ends \fIsession_timeout\fR \(mu (1 \(mi \fImax_clock_drift_ppm\fR / 10\(ha6)
+\(mi \fImargin\fR after the send time of its last committed keep\-alive, and fenced VIPs carry
+a kernel address lifetime of whole seconds ending \fIkernel_slack\fR before it, so a crashed or
+frozen node's VIPs vanish by themselves before its session can expire at the quorum. The three
+parameters live in \fB[cluster.fencing]\fR (defaults 500, 200ms and 1s); with fenced instances,
+\fBvigild \-\-check\-config\fR refuses a \fIsession_timeout\fR too short for them and names the
+shortest that works.
+.PP
+Failover time: a graceful stop or a preempting peer gets the VIPs at once (VIPs removed, znode
+deleted, the successor claims on the deletion event). After a crash the successor waits for the
+dead owner's session to expire: up to \fIsession_timeout\fR after its last keep\-alive (one every
+third of the timeout). If the crashed node was also the Raft leader, the survivors first elect a
+new one (openraft waits out the old leader's lease, \fIelection_timeout_max\fR, plus a random
+election timeout), and the new leader gives every session a full timeout from its take\-over.
 .SH FILES
 .TP
 .I /etc/vigil/vigil.toml

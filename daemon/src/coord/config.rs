@@ -107,6 +107,7 @@ mod tests {
                 key: "/k.pem".into(),
             }),
             witness: false,
+            fencing: vigil_conf::FencingParams::default(),
         }
     }
 

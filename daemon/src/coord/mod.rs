@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vigil_conf::Cluster;
-use vigil_coord::api::{ApiError, SharedBackend};
+use vigil_coord::api::{ApiError, ApiStats, SharedBackend};
 use vigil_coord::node::{CoordError, CoordNode};
 use vigil_coord::raft::network::PeerTls;
 
@@ -92,6 +92,8 @@ struct RuntimeInner {
     waiting: watch::Receiver<Option<String>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The client API's live numbers (its watches, which the node does not see).
+    api_stats: ApiStats,
 }
 
 impl CoordRuntime {
@@ -133,11 +135,11 @@ impl CoordRuntime {
             progress,
             stopped.clone(),
         ));
-        let router = vigil_coord::api::router(
+        let (router, api_stats) = vigil_coord::api::router_with_stats(
             Arc::new(node.clone()) as SharedBackend,
             config::api_config(cluster),
-        )
-        .layer(middleware::from_fn_with_state(snapshot, require_token));
+        );
+        let router = router.layer(middleware::from_fn_with_state(snapshot, require_token));
         let mut api_stopped = stopped;
         let api = tokio::spawn(async move {
             let shutdown = async move {
@@ -163,6 +165,7 @@ impl CoordRuntime {
                 waiting,
                 stop,
                 tasks: Mutex::new(vec![bootstrapper, api]),
+                api_stats,
             }),
         })
     }
@@ -175,6 +178,11 @@ impl CoordRuntime {
     /// Whether this daemon is a witness (coordination only).
     pub fn witness(&self) -> bool {
         self.inner.witness
+    }
+
+    /// Watches registered through this node's client API now.
+    pub fn watches(&self) -> u64 {
+        self.inner.api_stats.watches()
     }
 
     /// The coordination part of `GET /v1/status`.

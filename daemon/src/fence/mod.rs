@@ -42,6 +42,8 @@ use vigil_conf as conf;
 use vigil_coord::node::CoordNode;
 use vigil_fence::{ClaimConfig, LeaseConfig};
 
+use crate::watchdog::Beacon;
+
 pub use requests::owner_path;
 
 /// The name of the tracked object a fenced VRRP instance gets (weight 0, down while this node
@@ -72,6 +74,23 @@ impl FenceSettings {
             session_timeout,
             lease: LeaseConfig::default(),
             claim: ClaimConfig::default(),
+        }
+    }
+
+    /// `[cluster]`'s session timeout and `[cluster.fencing]` parameters, for `node_name`.
+    pub fn from_cluster(node_name: impl Into<String>, cluster: &conf::Cluster) -> FenceSettings {
+        let params = cluster.fencing;
+        FenceSettings {
+            node_name: node_name.into(),
+            session_timeout: cluster.session_timeout,
+            lease: LeaseConfig {
+                max_drift_ppm: params.max_clock_drift_ppm,
+                margin: params.margin,
+            },
+            claim: ClaimConfig {
+                kernel_slack: params.kernel_slack,
+                ..ClaimConfig::default()
+            },
         }
     }
 }
@@ -116,6 +135,8 @@ enum Request {
 pub struct FenceRuntime {
     tx: mpsc::UnboundedSender<Request>,
     task: JoinHandle<()>,
+    /// Beaten by the task's loop; the systemd watchdog judges it.
+    liveness: Beacon,
 }
 
 /// What VRRP units register their fenced instances with. Cheap to clone.
@@ -133,8 +154,16 @@ impl FenceRuntime {
     ) -> Result<FenceRuntime, vigil_net::NetError> {
         let rtnl = vigil_net::Rtnl::connect()?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(task::run(node, settings, rtnl, rx));
-        Ok(FenceRuntime { tx, task })
+        let liveness = Beacon::new();
+        let task = tokio::spawn(task::run(node, settings, rtnl, rx, liveness.clone()));
+        Ok(FenceRuntime { tx, task, liveness })
+    }
+
+    /// Beaten each time the task's loop comes round (at least every
+    /// [`BEAT_EVERY`](crate::watchdog::BEAT_EVERY)); silent while it is stuck, e.g. in a VIP
+    /// change that netlink never answers.
+    pub fn liveness(&self) -> Beacon {
+        self.liveness.clone()
     }
 
     /// A handle for registering instances.

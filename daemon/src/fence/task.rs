@@ -20,6 +20,7 @@ use vigil_net::Rtnl;
 use super::requests::{self, CreateResult, KeepAlive, Outcome, OwnerNode, Released};
 use super::vips::VipSet;
 use super::{FenceSettings, FenceStatus, Request};
+use crate::watchdog::Beacon;
 
 /// Wait before asking again for a session after a failed create.
 const SESSION_RETRY: Duration = Duration::from_secs(1);
@@ -61,8 +62,12 @@ pub(super) async fn run(
     settings: FenceSettings,
     rtnl: Rtnl,
     mut rx: mpsc::UnboundedReceiver<Request>,
+    liveness: Beacon,
 ) {
     let mut events = Some(node.subscribe());
+    // Makes an idle loop come round for the watchdog (no fenced instance, a steady lease).
+    let mut heartbeat = tokio::time::interval(crate::watchdog::BEAT_EVERY);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut fencer = Fencer {
         node,
         settings,
@@ -76,11 +81,15 @@ pub(super) async fn run(
     };
     loop {
         fencer.drive(Instant::now()).await;
+        // After `drive`: its VIP changes are awaited inline, and a hung one must stop the beats.
+        liveness.beat();
         let wake = fencer.next_wake();
         tokio::select! {
+            _ = heartbeat.tick() => {}
             request = rx.recv() => match request {
                 None => break,
                 Some(Request::Shutdown { done }) => {
+                    liveness.retire();
                     fencer.shutdown().await;
                     let _ = done.send(());
                     return;
@@ -96,6 +105,7 @@ pub(super) async fn run(
             () = sleep_until(wake) => {}
         }
     }
+    liveness.retire();
     fencer.shutdown().await;
 }
 

@@ -146,3 +146,74 @@ async fn a_session_ended_behind_our_back_drops_the_claim_and_a_new_one_gets_a_la
     lb1.shutdown().await;
     node.shutdown().await.expect("shutdown");
 }
+
+/// The fencing task's loop beats for the watchdog while it holds a lease (its timers are seconds
+/// apart, so the beats come from the loop's own heartbeat as well as its work), and retires its
+/// beacon when stopped on purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fencing_loop_beats_for_the_watchdog_and_retires_on_shutdown() {
+    use std::time::Instant;
+
+    use crate::watchdog::{BEAT_EVERY, Policy, Verdict, assess};
+
+    let dir = Dir::new("fence");
+    let node = single_node(&dir).await;
+    let lb1 = fencer(&node, "lb1");
+    let (m1, mut s1) = register(&lb1.handle());
+    m1.want(true);
+    wait_for(&mut s1, "lb1 holding", |s| s.holding).await;
+    let beacon = lb1.liveness();
+    let watched = [("fencing".to_owned(), beacon.clone())];
+    let policy = Policy::for_interval(Duration::from_secs(1));
+    for _ in 0..4 {
+        let before = Instant::now();
+        tokio::time::sleep(BEAT_EVERY * 2).await;
+        let now = Instant::now();
+        assert_eq!(assess(now, policy, &watched), Verdict::Live);
+        let silent = beacon.silent_for(now).expect("not retired");
+        assert!(
+            silent < now - before,
+            "no beat within {:?} ({silent:?} silent)",
+            now - before
+        );
+    }
+    lb1.shutdown().await;
+    assert_eq!(
+        beacon.silent_for(Instant::now()),
+        None,
+        "still judged after shutdown"
+    );
+    node.shutdown().await.expect("shutdown");
+}
+
+/// `[cluster.fencing]` reaches the lease and the claims: the budget arithmetic and the kernel
+/// lifetimes use the configured values, not the defaults.
+#[test]
+fn fencing_parameters_come_from_the_cluster_section() {
+    let toml = "[cluster]\nnode_id = 1\nsession_timeout = \"6s\"\n[cluster.fencing]\n\
+                max_clock_drift_ppm = 1000\nmargin = \"300ms\"\nkernel_slack = \"2s\"\n";
+    let config = conf::load_str(toml, "test.toml").expect("test config");
+    let cluster = config.cluster.expect("cluster");
+    let settings = FenceSettings::from_cluster("lb1", &cluster);
+    assert_eq!(settings.node_name, "lb1");
+    assert_eq!(settings.session_timeout, Duration::from_secs(6));
+    assert_eq!(settings.lease.max_drift_ppm, 1000);
+    assert_eq!(settings.lease.margin, Duration::from_millis(300));
+    assert_eq!(settings.claim.kernel_slack, Duration::from_secs(2));
+    assert_eq!(
+        settings.claim.retry,
+        vigil_fence::ClaimConfig::default().retry
+    );
+    // The lease built from them has the budget conf computes.
+    let lease = vigil_fence::Lease::new(
+        settings.lease,
+        vigil_fence::SessionId(1),
+        cluster.session_timeout,
+        std::time::Instant::now(),
+    )
+    .expect("valid parameters");
+    assert_eq!(
+        Some(lease.budget()),
+        cluster.fencing.lease_budget(cluster.session_timeout)
+    );
+}

@@ -26,9 +26,14 @@ impl VipSet {
     pub(super) fn resolve(instance: &conf::VrrpInstance) -> Result<VipSet, NetError> {
         let mut places = Vec::new();
         for v in &instance.vips {
-            let interface = v.dev.as_deref().unwrap_or(&instance.interface);
+            // `use_vmac`: on the vmac, as the unfenced VIPs (`vrrp/network.rs`).
+            let interface = v
+                .dev
+                .clone()
+                .or_else(|| instance.vmac_interface())
+                .unwrap_or_else(|| instance.interface.clone());
             places.push(Place {
-                ifindex: iface::ifindex(interface)?,
+                ifindex: iface::ifindex(&interface)?,
                 vip: Vip {
                     addr: v.addr,
                     prefix_len: v.prefix_len,

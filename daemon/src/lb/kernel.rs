@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use vigil_lvs::{self as lvs, Ipvs, LvsError, NetlinkIpvs, Reconciler};
 
 use crate::metrics::LbCounters;
+use crate::watchdog::{BEAT_EVERY, Beacon};
 
 /// Where the IPVS table lives.
 pub enum IpvsBackend {
@@ -98,10 +99,17 @@ impl Kernel {
         debounce: Duration,
         resync: Duration,
         counters: Arc<LbCounters>,
+        beacon: Beacon,
     ) -> Self {
         let (stop, stop_rx) = oneshot::channel();
         let task = tokio::spawn(run(
-            backend, desired, state, stop_rx, debounce, resync, counters,
+            backend,
+            desired,
+            state,
+            stop_rx,
+            Pace { debounce, resync },
+            counters,
+            beacon,
         ));
         Self { stop, task }
     }
@@ -136,14 +144,20 @@ async fn open(backend: &mut IpvsBackend) -> Result<Reconciler<DynIpvs>, String> 
     }
 }
 
+/// The kernel task's timings (see [`LbOptions`](super::LbOptions)).
+struct Pace {
+    debounce: Duration,
+    resync: Duration,
+}
+
 async fn run(
     mut backend: IpvsBackend,
     mut desired: watch::Receiver<Desired>,
     state: watch::Sender<KernelState>,
     mut stop: oneshot::Receiver<Vec<lvs::VirtualServer>>,
-    debounce: Duration,
-    resync: Duration,
+    Pace { debounce, resync }: Pace,
     counters: Arc<LbCounters>,
+    beacon: Beacon,
 ) {
     // Opened when the first virtual server appears, so a node without LVS config never touches
     // IPVS (opening may make the kernel load ip_vs). After a failure, retried at resync ticks.
@@ -153,10 +167,17 @@ async fn run(
     let mut tick = tokio::time::interval_at(Instant::now() + resync, resync);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_logged: Option<String> = None;
+    // Makes an idle loop come round for the watchdog. A convergence blocked in netlink holds
+    // the loop, and with it the beats: the daemon is not keeping its table converged.
+    let mut heartbeat = tokio::time::interval(BEAT_EVERY);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        beacon.beat();
         let mut ticked = false;
         tokio::select! {
+            _ = heartbeat.tick() => continue,
             keep = &mut stop => {
+                beacon.retire();
                 let keep = keep.unwrap_or_default();
                 if let Some(r) = reconciler {
                     let (_, result) = converge(r, keep, true).await;
@@ -167,6 +188,7 @@ async fn run(
             changed = desired.changed() => {
                 if changed.is_err() {
                     // The runtime is gone without a stop: leave the kernel as it is.
+                    beacon.retire();
                     return;
                 }
                 tokio::time::sleep(debounce).await;

@@ -32,7 +32,8 @@ mod state;
 pub use groups::follow_groups;
 pub use kernel::IpvsBackend;
 pub use runtime::{
-    ApplySummary, DEFAULT_DEBOUNCE, DEFAULT_RESYNC, GroupStates, LbError, LbOptions, LbRuntime,
+    ApplySummary, DEFAULT_DEBOUNCE, DEFAULT_RESYNC, GroupStates, LbError, LbLiveness, LbOptions,
+    LbRuntime,
 };
 pub use status::{CheckView, DesiredDest, LbStatus, LbSummary, RsStatus, VsStatus};
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use vigil_checks::{
-    AttemptObserver, CheckEvent, ProbeOutcome, Scheduler, SchedulerConfig, Transition,
+    AttemptObserver, CheckEvent, Hooks, ProbeOutcome, Scheduler, SchedulerConfig, Transition,
 };
 use vigil_conf as conf;
 use vigil_lvs as lvs;
@@ -26,6 +26,7 @@ use super::map::MapError;
 use super::state::{Balancer, CheckChange, Mapped, SchedulerPlan, millis};
 use super::status::LbStatus;
 use crate::metrics::LbCounters;
+use crate::watchdog::{BEAT_EVERY, Beacon};
 
 /// How long the kernel task waits after a change before converging, so a burst of events costs
 /// one convergence.
@@ -51,6 +52,31 @@ pub struct LbOptions {
     pub scheduler: SchedulerConfig,
     /// Where check attempts and IPVS convergences are counted (the metrics endpoint reads it).
     pub counters: Arc<LbCounters>,
+    /// Beaten by the runtime's loops; the systemd watchdog judges them.
+    pub liveness: LbLiveness,
+}
+
+/// The liveness beacons of the load balancer's three loops, each beaten only when its own loop
+/// comes round, so a stuck one is named on its own.
+#[derive(Debug, Clone, Default)]
+pub struct LbLiveness {
+    /// The runtime task: check events into LVS state, reloads, status.
+    pub balancer: Beacon,
+    /// The check scheduler's loop (`vigil_checks::Scheduler`).
+    pub checks: Beacon,
+    /// The kernel task converging the IPVS table.
+    pub ipvs: Beacon,
+}
+
+impl LbLiveness {
+    /// The beacons under the names the watchdog logs.
+    pub fn components(&self) -> [(String, Beacon); 3] {
+        [
+            ("load balancer".to_owned(), self.balancer.clone()),
+            ("check scheduler".to_owned(), self.checks.clone()),
+            ("ipvs reconciler".to_owned(), self.ipvs.clone()),
+        ]
+    }
 }
 
 impl LbOptions {
@@ -76,6 +102,7 @@ impl LbOptions {
             resync: DEFAULT_RESYNC,
             scheduler,
             counters: Arc::default(),
+            liveness: LbLiveness::default(),
         }
     }
 }
@@ -116,6 +143,7 @@ pub struct LbRuntime {
     commands: mpsc::UnboundedSender<Command>,
     groups: watch::Receiver<GroupStates>,
     counters: Arc<LbCounters>,
+    liveness: LbLiveness,
 }
 
 impl LbRuntime {
@@ -128,7 +156,12 @@ impl LbRuntime {
             Arc::new(move |kind: &'static str, outcome: &ProbeOutcome| {
                 counters.attempt(kind, outcome);
             });
-        let scheduler = Scheduler::spawn_observed(options.scheduler, events_tx, Some(observer));
+        let checks = options.liveness.checks.clone();
+        let hooks = Hooks {
+            observer: Some(observer),
+            progress: Some(Arc::new(move || checks.beat())),
+        };
+        let scheduler = Scheduler::spawn_with(options.scheduler, events_tx, hooks);
         let mut balancer = Balancer::default();
         let plan = balancer.apply(mapped, Instant::now());
         let (desired_tx, mut desired_rx) = watch::channel::<Desired>(Arc::new(balancer.desired()));
@@ -146,6 +179,7 @@ impl LbRuntime {
             options.debounce,
             options.resync,
             Arc::clone(&options.counters),
+            options.liveness.ipvs.clone(),
         );
         let mut task = Task {
             scheduler,
@@ -157,11 +191,12 @@ impl LbRuntime {
         };
         task.execute(plan);
         let (commands, rx) = mpsc::unbounded_channel();
-        tokio::spawn(task.run(rx, events, kernel));
+        tokio::spawn(task.run(rx, events, kernel, options.liveness.clone()));
         Ok(Self {
             commands,
             groups,
             counters: options.counters,
+            liveness: options.liveness,
         })
     }
 
@@ -208,6 +243,11 @@ impl LbRuntime {
         &self.counters
     }
 
+    /// The beacons of the runtime's loops, for the systemd watchdog.
+    pub fn liveness(&self) -> &LbLiveness {
+        &self.liveness
+    }
+
     /// A receiver that sees every change of the check-group states (for VRRP tracking).
     pub fn watch_groups(&self) -> watch::Receiver<GroupStates> {
         self.groups.clone()
@@ -233,9 +273,16 @@ impl Task {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut events: mpsc::UnboundedReceiver<CheckEvent>,
         kernel: Kernel,
+        liveness: LbLiveness,
     ) {
+        // Makes an idle loop come round for the watchdog; a loop stuck in a command (a status
+        // query the scheduler never answers) stops beating.
+        let mut heartbeat = tokio::time::interval(BEAT_EVERY);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            liveness.balancer.beat();
             tokio::select! {
+                _ = heartbeat.tick() => {}
                 command = commands.recv() => match command {
                     Some(Command::Apply(new, reply)) => {
                         let (config, mapped) = *new;
@@ -246,12 +293,17 @@ impl Task {
                         let _ = reply.send(self.status().await);
                     }
                     Some(Command::Shutdown(reply)) => {
+                        // Both loops stop on purpose (the kernel task retires its own).
+                        liveness.balancer.retire();
+                        liveness.checks.retire();
                         self.stop(kernel).await;
                         let _ = reply.send(());
                         return;
                     }
                     None => {
                         // Every handle dropped without a shutdown: leave the kernel as it is.
+                        liveness.balancer.retire();
+                        liveness.checks.retire();
                         return;
                     }
                 },

@@ -434,3 +434,80 @@ async fn resync_repairs_external_changes() {
     }
     lb.shutdown().await;
 }
+
+/// The three loops beat from their own progress, judged with the watchdog's decision logic at
+/// injected instants: all live while they run; when the kernel table blocks (the fake's lock
+/// held, as a hung netlink call would), the IPVS reconciler alone is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_lb_loop_beats_and_a_blocked_ipvs_reconciler_is_named() {
+    use std::time::Instant;
+
+    use crate::watchdog::{BEAT_EVERY, Policy, Stall, Verdict, assess};
+
+    let a = HttpServer::start().await;
+    let kernel = SharedFake::default();
+    let lb = start(&config("tcp", &[a.addr], "", ""), &kernel);
+    wait_status(&lb, Duration::from_secs(2), |s| s.ipvs == "ok").await;
+    let components = lb.liveness().components();
+    let names: Vec<&str> = components.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["load balancer", "check scheduler", "ipvs reconciler"]
+    );
+    let policy = Policy::for_interval(Duration::from_secs(1));
+    // Longer than a beat: a beacon that only beat at its creation would now be this old.
+    let t0 = Instant::now();
+    tokio::time::sleep(BEAT_EVERY * 3).await;
+    let now = Instant::now();
+    assert_eq!(assess(now, policy, &components), Verdict::Live);
+    for (name, beacon) in &components {
+        let silent = beacon.silent_for(now).expect("not retired");
+        assert!(
+            silent < now - t0,
+            "{name} did not beat since the start ({silent:?})"
+        );
+    }
+
+    // Block the kernel table (a thread holds its lock until released); the next resync
+    // (200 ms) sticks in it, as in a netlink call that never returns.
+    let (locked_tx, locked) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let fake = kernel.clone();
+    let holder = std::thread::spawn(move || {
+        fake.with(|_| {
+            let _ = locked_tx.send(());
+            let _ = released.recv_timeout(Duration::from_secs(30));
+        });
+    });
+    locked
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the kernel table locked");
+    let blocked_at = Instant::now();
+    tokio::time::sleep(policy.limit + BEAT_EVERY * 2).await;
+    let now = Instant::now();
+    match assess(now, policy, &components) {
+        Verdict::Stalled(stalls) => {
+            let named: Vec<&str> = stalls.iter().map(|s| s.component.as_str()).collect();
+            assert_eq!(named, ["ipvs reconciler"], "{stalls:?}");
+            let Stall { silent_for, .. } = &stalls[0];
+            assert!(*silent_for > policy.limit && *silent_for <= now - blocked_at + BEAT_EVERY);
+        }
+        Verdict::Live => panic!("a blocked IPVS reconciler was judged live"),
+    }
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while assess(Instant::now(), policy, &components) != Verdict::Live {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no beats after the unblock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lb.shutdown().await;
+    // Stopped on purpose: no longer judged.
+    assert_eq!(
+        assess(Instant::now() + Duration::from_mins(1), policy, &components),
+        Verdict::Live
+    );
+}

@@ -19,6 +19,16 @@ impl CoordMetrics for CoordNode {
     }
 }
 
+/// The node's numbers plus the watches of its client API, which the node alone cannot see.
+impl CoordMetrics for crate::coord::CoordRuntime {
+    fn coord_snapshot(&self) -> CoordSnapshot {
+        CoordSnapshot {
+            watches: Some(self.watches()),
+            ..snapshot(self.node())
+        }
+    }
+}
+
 /// The node's numbers from openraft's metrics, the tree and the log's fsync histogram.
 pub fn snapshot(node: &CoordNode) -> CoordSnapshot {
     let status = node.status();
@@ -70,7 +80,8 @@ pub fn snapshot(node: &CoordNode) -> CoordSnapshot {
         snapshot_index: status.snapshot_index,
         replication_lag,
         sessions: Some(sessions),
-        // Watches live in the client API's hub, which the node does not see.
+        // Watches live in the client API's hub, which the node does not see (see the
+        // `CoordRuntime` impl above).
         watches: None,
         znodes: Some(znodes),
         fsync: Some(HistogramSnapshot::from_cumulative(buckets, count, sum)),

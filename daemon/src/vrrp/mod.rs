@@ -15,6 +15,13 @@
 //! - `task.rs`: the per-unit task (the task diagram is there); `actions.rs`: executing actions
 //!   and explaining transitions in the log.
 //! - `network.rs`: one instance's socket, VIPs and announcers.
+//! - `vmac.rs`: `use_vmac`, the instance's macvlan with the virtual router MAC
+//!   (`00:00:5e:00:01:<vrid>`, `00:00:5e:00:02:<vrid>` for IPv6), created at start (after
+//!   deleting one a crashed run left) and deleted at stop. Adverts, gratuitous ARPs and NAs leave
+//!   from it and the VIPs live on it (unless a VIP names its own `dev`). Multicast adverts are
+//!   received on it too (the kernel hands a private macvlan the multicast frames sent from its
+//!   own MAC, i.e. the peer's adverts, and not its parent), unicast ones on the parent. The
+//!   parent gets `arp_ignore=1`/`arp_filter=1` while a vmac lives on it.
 //! - [`track`]: link, script and file tracking sources.
 //! - [`notify`]: the per-instance notify-script queue and its environment.
 //! - [`script`]: running one script as the unprivileged script user with a timeout.
@@ -25,10 +32,6 @@
 //! once the owner znode is ours, with a kernel lifetime inside the quorum lease. The lease
 //! reaches the state machine as the weight-0 tracked object `quorum`; announcements and the
 //! "master" notification (with `VIGIL_FENCING_TOKEN`) wait until the VIPs are up.
-//!
-//! # Not yet
-//!
-//! - `use_vmac`: warned about, the interface MAC is used.
 
 pub mod config;
 pub mod notify;
@@ -41,6 +44,7 @@ pub mod track;
 mod actions;
 mod network;
 mod task;
+mod vmac;
 
 pub use runtime::{ApplySummary, DEFAULT_STOP_LIMIT, VrrpError, VrrpRuntime, VrrpView};
 pub use status::InstanceStatus;

@@ -26,14 +26,20 @@ struct VipPlace {
 /// One instance's network: its VRRP socket, its VIPs and its announcers.
 #[derive(Debug)]
 pub(crate) struct Network {
+    /// Receives, and sends unless `vmac_sender` does. On the instance's interface, or with
+    /// `use_vmac` and multicast on the vmac, so that adverts carry the virtual MAC.
     socket: vigil_net::VrrpSocket,
+    /// `use_vmac` with unicast peers: sends from the vmac, while unicast adverts arrive on the
+    /// parent.
+    vmac_sender: Option<vigil_net::VrrpSocket>,
     /// The multicast group, or every unicast peer.
     destinations: Vec<IpAddr>,
     /// Unicast: adverts from anyone else are dropped, as keepalived does.
     peers: Option<Vec<IpAddr>>,
     checksum: ChecksumMode,
     rtnl: Rtnl,
-    vips: HashMap<IpAddr, VipPlace>,
+    /// Changed when a reload changes the VIP list in place ([`Network::extend_vips`]).
+    vips: Mutex<HashMap<IpAddr, VipPlace>>,
     /// Opened on first use, per interface.
     announcers: Mutex<HashMap<String, Arc<Announcer>>>,
     /// The VIPs are the router's own addresses (priority 255): never added or removed by us.
@@ -48,9 +54,20 @@ impl Network {
             conf::AddressFamily::Ipv4 => Family::V4,
             conf::AddressFamily::Ipv6 => Family::V6,
         };
+        let vmac = instance.vmac_interface();
         let (socket_config, destinations, peers) = match &instance.transport {
+            // A multicast frame whose source MAC is one of our private-mode macvlans' goes to
+            // that macvlan only, never to the parent: with `use_vmac`, the peer's adverts (from
+            // the same virtual MAC) arrive on our vmac, so the socket lives there (as in
+            // keepalived). The vmac has no address of its own: the source is the parent's.
             conf::Transport::Multicast => {
-                let config = SocketConfig::multicast(&instance.interface, family);
+                let config = match &vmac {
+                    Some(vmac) => SocketConfig {
+                        source: Some(parent_source(&instance.interface, family)?),
+                        ..SocketConfig::multicast(vmac, family)
+                    },
+                    None => SocketConfig::multicast(&instance.interface, family),
+                };
                 (config, None, None)
             }
             conf::Transport::Unicast { source, peers } => {
@@ -64,28 +81,26 @@ impl Network {
             }
         };
         let socket = vigil_net::VrrpSocket::open(&socket_config)?;
+        // Unicast adverts are addressed to the parent's MAC and arrive there; they leave from
+        // the vmac all the same, with the parent's source (an IPv6 vmac carries the parent's
+        // link-local address for this, see `vigil_net`'s vmac module).
+        let unicast = matches!(instance.transport, conf::Transport::Unicast { .. });
+        let vmac_sender = vmac
+            .filter(|_| unicast)
+            .map(|vmac| {
+                vigil_net::VrrpSocket::open(&SocketConfig {
+                    interface: vmac,
+                    family,
+                    source: Some(socket.source()),
+                    join_group: false,
+                })
+            })
+            .transpose()?;
         let destinations = destinations.unwrap_or_else(|| vec![socket.group()]);
-        let mut vips = HashMap::new();
-        for v in &instance.vips {
-            let interface = v.dev.clone().unwrap_or_else(|| instance.interface.clone());
-            let ifindex = iface::ifindex(&interface)?;
-            let vip = Vip {
-                addr: v.addr,
-                prefix_len: v.prefix_len,
-                label: v.label.clone(),
-                lifetime: lifetime(instance.fencing),
-            };
-            vips.insert(
-                v.addr,
-                VipPlace {
-                    ifindex,
-                    interface,
-                    vip,
-                },
-            );
-        }
+        let vips = Mutex::new(vip_places(instance)?);
         Ok(Self {
             socket,
+            vmac_sender,
             destinations,
             peers,
             checksum: checksum_mode(instance.v3_checksum),
@@ -94,6 +109,36 @@ impl Network {
             announcers: Mutex::new(HashMap::new()),
             owner: instance.address_owner,
         })
+    }
+
+    /// Learns the VIPs of `instance` (a reload changed the list in place) while keeping the
+    /// others, so that the ones leaving the list can still be removed; then
+    /// [`retain_vips`](Self::retain_vips) forgets them. The kernel is not touched. On error (a
+    /// new VIP's device is missing) nothing changes.
+    pub(crate) fn extend_vips(&self, instance: &conf::VrrpInstance) -> Result<(), NetError> {
+        let places = vip_places(instance)?;
+        self.vips
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(places);
+        Ok(())
+    }
+
+    /// Forgets the VIPs that are not in `instance`'s list.
+    pub(crate) fn retain_vips(&self, instance: &conf::VrrpInstance) {
+        self.vips
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|addr, _| instance.vips.iter().any(|v| v.addr == *addr));
+    }
+
+    /// Where `addr` lives, if it is one of our VIPs.
+    fn place(&self, addr: &IpAddr) -> Option<VipPlace> {
+        self.vips
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(addr)
+            .cloned()
     }
 
     /// Our advert source, the instance's primary address.
@@ -120,13 +165,10 @@ impl Network {
     /// destination that failed; the others are still tried.
     pub(crate) async fn send_advert(&self, advert: &Advertisement) -> Vec<String> {
         let mut errors = Vec::new();
+        let sender = self.vmac_sender.as_ref().unwrap_or(&self.socket);
         for &dst in &self.destinations {
             let result = match advert.encode(self.socket.source(), dst, self.checksum) {
-                Ok(message) => self
-                    .socket
-                    .send(dst, &message)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Ok(message) => sender.send(dst, &message).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = result {
@@ -141,7 +183,7 @@ impl Network {
         let mut held = Vec::new();
         let mut errors = Vec::new();
         for addr in addrs {
-            let Some(place) = self.vips.get(addr) else {
+            let Some(place) = self.place(addr) else {
                 errors.push(format!("VIP {addr} is not configured"));
                 continue;
             };
@@ -164,7 +206,7 @@ impl Network {
         }
         let mut errors = Vec::new();
         for addr in addrs {
-            let Some(place) = self.vips.get(addr) else {
+            let Some(place) = self.place(addr) else {
                 continue;
             };
             if let Err(e) = self
@@ -185,12 +227,17 @@ impl Network {
             return Ok(Vec::new());
         }
         let mut removed = Vec::new();
-        let mut ifindexes: Vec<u32> = self.vips.values().map(|p| p.ifindex).collect();
+        let vips = self
+            .vips
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut ifindexes: Vec<u32> = vips.values().map(|p| p.ifindex).collect();
         ifindexes.sort_unstable();
         ifindexes.dedup();
         for ifindex in ifindexes {
             for present in self.rtnl.addresses(ifindex).await? {
-                let Some(place) = self.vips.get(&present.addr) else {
+                let Some(place) = vips.get(&present.addr) else {
                     continue;
                 };
                 if place.ifindex == ifindex
@@ -211,7 +258,7 @@ impl Network {
     pub(crate) fn announce(&self, addrs: &[IpAddr], count: u32) -> Vec<String> {
         let mut by_interface: HashMap<String, Vec<IpAddr>> = HashMap::new();
         for addr in addrs {
-            if let Some(place) = self.vips.get(addr) {
+            if let Some(place) = self.place(addr) {
                 by_interface
                     .entry(place.interface.clone())
                     .or_default()
@@ -247,6 +294,45 @@ impl Network {
         }
         errors
     }
+}
+
+/// The parent's address that a vmac's adverts carry as their source: its primary IPv4 address
+/// or its IPv6 link-local address, as a socket on the parent would choose.
+fn parent_source(parent: &str, family: Family) -> Result<IpAddr, NetError> {
+    Ok(match family {
+        Family::V4 => IpAddr::V4(iface::primary_ipv4(parent)?),
+        Family::V6 => IpAddr::V6(iface::link_local_v6(parent)?),
+    })
+}
+
+/// Where each of `instance`'s VIPs lives.
+fn vip_places(instance: &conf::VrrpInstance) -> Result<HashMap<IpAddr, VipPlace>, NetError> {
+    let mut vips = HashMap::new();
+    for v in &instance.vips {
+        // With `use_vmac` the VIPs live on the vmac, so that it answers ARP for them with the
+        // virtual MAC; an explicit `dev` still wins, as in keepalived.
+        let interface = v
+            .dev
+            .clone()
+            .or_else(|| instance.vmac_interface())
+            .unwrap_or_else(|| instance.interface.clone());
+        let ifindex = iface::ifindex(&interface)?;
+        let vip = Vip {
+            addr: v.addr,
+            prefix_len: v.prefix_len,
+            label: v.label.clone(),
+            lifetime: lifetime(instance.fencing),
+        };
+        vips.insert(
+            v.addr,
+            VipPlace {
+                ifindex,
+                interface,
+                vip,
+            },
+        );
+    }
+    Ok(vips)
 }
 
 /// The kernel lifetime of a VIP this module adds: forever. Fenced VIPs (`quorum`) are never

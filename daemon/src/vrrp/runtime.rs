@@ -35,8 +35,8 @@ pub struct ApplySummary {
     pub stopped: Vec<String>,
     /// Changed units, stopped and started again (their VIPs move if they were master).
     pub restarted: Vec<String>,
-    /// Units whose only change was priorities or tracking weights, updated in place without a
-    /// restart.
+    /// Units whose only changes were priorities, advert intervals, VIP lists or tracking
+    /// weights, updated in place without a restart (see [`VrrpRuntime::apply`]).
     pub updated: Vec<String>,
     /// Untouched units.
     pub unchanged: Vec<String>,
@@ -121,8 +121,19 @@ impl VrrpRuntime {
     }
 
     /// Applies a reloaded config: unchanged units keep running untouched (no flap), removed
-    /// ones stop cleanly, new ones start, units whose only change is priorities or tracking
-    /// weights are updated in place, and any other change restarts the unit.
+    /// ones stop cleanly, new ones start, units whose only changes are priorities, advert
+    /// intervals, VIP lists or tracking weights are updated in place (no transition, kept VIPs
+    /// stay up), and any other change restarts the unit.
+    ///
+    /// Why the rest restarts: `vrid`, `interface`, `family`, `version`, `transport`/peers,
+    /// `use_vmac` and authentication are the virtual router's identity on the wire or its
+    /// sockets (RFC 9568 §5 and §7: a router with a new VRID or link is another router), so
+    /// the old one must leave (priority 0) and the new one start; being the address owner
+    /// (priority 255) changes who owns the addresses; tracking a different set of objects
+    /// changes the unit's track sources; and the VIPs of `fencing = "quorum"` instances are
+    /// claimed through the quorum as registered at start. Preempt, accept mode, GARP, notify
+    /// and the rest of the instance's settings also restart it: rare changes whose in-place
+    /// handling would add code paths that are hard to test, for a short planned move.
     pub async fn apply(&mut self, config: &conf::Config) -> Result<ApplySummary, VrrpError> {
         let specs = unit_specs(config)?;
         let mut summary = ApplySummary::default();
@@ -134,7 +145,7 @@ impl VrrpRuntime {
                     summary.unchanged.push(name.clone());
                     next.insert(name, handle);
                 }
-                Some(mut handle) if same_but_priority(&handle.spec, &spec) => {
+                Some(mut handle) if updatable_in_place(&handle.spec, &spec) => {
                     for (member, (old, new)) in handle
                         .spec
                         .instances
@@ -142,9 +153,15 @@ impl VrrpRuntime {
                         .zip(&spec.instances)
                         .enumerate()
                     {
-                        for input in in_place_inputs(config, old, new) {
-                            let _ = handle.tx.send(UnitEvent::Input { member, input }).await;
+                        if old == new {
+                            continue;
                         }
+                        let update = UnitEvent::Update {
+                            member,
+                            instance: Box::new(new.clone()),
+                            inputs: in_place_inputs(config, old, new),
+                        };
+                        let _ = handle.tx.send(update).await;
                     }
                     handle.spec = spec;
                     summary.updated.push(name.clone());
@@ -232,14 +249,19 @@ async fn stop_unit(handle: UnitHandle, limit: Duration) {
     }
 }
 
-/// Whether `a` and `b` differ at most in their members' priorities and the weights of their
-/// tracked interfaces, scripts and check groups: what [`in_place_inputs`] can apply to a running
-/// instance (a shared-config `[[track]]` push must not restart a master and move its VIPs).
-fn same_but_priority(a: &UnitSpec, b: &UnitSpec) -> bool {
+/// Whether `a` and `b` differ at most in their members' priorities, advert intervals, VIP lists
+/// (unfenced instances) and the weights of their tracked interfaces, scripts and check groups:
+/// what [`in_place_inputs`] can apply to a running instance (a shared-config `[[track]]` push
+/// must not restart a master and move its VIPs).
+fn updatable_in_place(a: &UnitSpec, b: &UnitSpec) -> bool {
     let strip = |spec: &UnitSpec| {
         let mut spec = spec.clone();
         for instance in &mut spec.instances {
             instance.priority = 1;
+            instance.advert_interval = Duration::ZERO;
+            if !super::config::is_fenced(instance) {
+                instance.vips.clear();
+            }
             let track = &mut instance.track;
             track.interfaces.iter_mut().for_each(|t| t.weight = 0);
             track.scripts.iter_mut().for_each(|t| t.weight = None);
@@ -253,12 +275,23 @@ fn same_but_priority(a: &UnitSpec, b: &UnitSpec) -> bool {
         .iter()
         .zip(&b.instances)
         .any(|(x, y)| (x.priority == 255) != (y.priority == 255));
-    !owner_change && strip(a) == strip(b)
+    // A VIP kept under the same address keeps its prefix, device and label: otherwise the
+    // kernel's address itself changes, which only a remove and add (a restart) does cleanly.
+    let vips_kept_as_they_were = a.instances.iter().zip(&b.instances).all(|(x, y)| {
+        x.vips.iter().all(|v| {
+            y.vips
+                .iter()
+                .find(|w| w.addr == v.addr)
+                .is_none_or(|w| w == v)
+        })
+    });
+    !owner_change && vips_kept_as_they_were && strip(a) == strip(b)
 }
 
 /// The inputs that turn a running `old` into `new`, which differ at most as
-/// [`same_but_priority`] allows: the configured priority, then each changed tracking weight
-/// (as [`super::config`] computes it when starting an instance).
+/// [`updatable_in_place`] allows: the configured priority, the advert interval, the VIP list,
+/// then each changed tracking weight (as [`super::config`] computes it when starting an
+/// instance).
 fn in_place_inputs(
     config: &conf::Config,
     old: &conf::VrrpInstance,
@@ -269,6 +302,22 @@ fn in_place_inputs(
     let mut inputs = Vec::new();
     if old.priority != new.priority {
         inputs.push(Input::SetPriority(new.priority));
+    }
+    if old.advert_interval != new.advert_interval {
+        // Not whole centiseconds (or too long): 0, which the state machine refuses (and the
+        // unit logs), rather than a rounded interval the operator did not ask for.
+        let ms = new.advert_interval.as_millis();
+        let cs = if ms.is_multiple_of(10) {
+            u16::try_from(ms / 10).unwrap_or(0)
+        } else {
+            0
+        };
+        inputs.push(Input::SetAdvertInterval(cs));
+    }
+    if old.vips != new.vips {
+        inputs.push(Input::SetAddresses(
+            new.vips.iter().map(|v| v.addr).collect(),
+        ));
     }
     let mut weight = |name: String, before: i32, after: i32| {
         if before != after {
@@ -435,17 +484,50 @@ command = ["/bin/true"]
     }
 
     #[test]
-    fn a_priority_change_is_an_update_anything_else_a_restart() {
-        let old = unit_specs(&load(CONFIG)).expect("specs");
-        let prio = unit_specs(&load(
-            &CONFIG.replace("vrid = 3\n", "vrid = 3\npriority = 50\n"),
-        ))
-        .expect("specs");
+    fn priority_interval_and_vip_changes_are_updates_identity_changes_restart() {
+        use vigil_vrrp::instance::Input;
+        let old_config = load(CONFIG);
+        let old = unit_specs(&old_config).expect("specs");
+        let changed = |from: &str, to: &str| {
+            let config = load(&CONFIG.replace(from, to));
+            let specs = unit_specs(&config).expect("specs");
+            (config, specs)
+        };
+        let (_, prio) = changed("vrid = 3\n", "vrid = 3\npriority = 50\n");
         assert_eq!(old[0], prio[0], "other units are untouched");
-        assert!(same_but_priority(&old[1], &prio[1]));
+        assert!(updatable_in_place(&old[1], &prio[1]));
         assert_ne!(old[1], prio[1]);
-        let vip = unit_specs(&load(&CONFIG.replace("10.0.0.3", "10.0.0.4"))).expect("specs");
-        assert!(!same_but_priority(&old[1], &vip[1]));
+        // A new advert interval and a new VIP list, together: one update, both inputs.
+        let (config, both) = changed(
+            "vips = [\"10.0.0.3\"]",
+            "advert_interval = \"200ms\"\nvips = [\"10.0.0.3\", \"10.0.0.4/24\"]",
+        );
+        assert!(updatable_in_place(&old[1], &both[1]));
+        assert_eq!(
+            in_place_inputs(&config, &old[1].instances[0], &both[1].instances[0]),
+            [
+                Input::SetAdvertInterval(20),
+                Input::SetAddresses(vec![
+                    "10.0.0.3".parse().expect("address"),
+                    "10.0.0.4".parse().expect("address")
+                ]),
+            ]
+        );
+        // A kept address with a new prefix changes the kernel's address: restart.
+        let (_, prefix) = changed("\"10.0.0.3\"", "\"10.0.0.3/16\"");
+        assert!(!updatable_in_place(&old[1], &prefix[1]));
+        // Another VRID is another virtual router: restart.
+        let (_, vrid) = changed("vrid = 3\n", "vrid = 4\n");
+        assert!(!updatable_in_place(&old[1], &vrid[1]));
+        // Fenced VIPs are claimed as registered: restart.
+        let fenced = |spec: &UnitSpec| {
+            let mut spec = spec.clone();
+            spec.instances[0].fencing = conf::Fencing::Quorum;
+            spec
+        };
+        let (_, vip) = changed("\"10.0.0.3\"", "\"10.0.0.4\"");
+        assert!(updatable_in_place(&old[1], &vip[1]));
+        assert!(!updatable_in_place(&fenced(&old[1]), &fenced(&vip[1])));
         // A changed track script restarts the instances that track it.
         let script = unit_specs(&load(&CONFIG.replace("/bin/true", "/bin/false"))).expect("specs");
         assert_ne!(old[0], script[0]);
@@ -468,7 +550,7 @@ command = ["/bin/true"]
         );
         assert_ne!(old[0], new[0]);
         assert!(
-            same_but_priority(&old[0], &new[0]),
+            updatable_in_place(&old[0], &new[0]),
             "no restart, no VIP flap"
         );
         let inputs: Vec<Vec<Input>> = old[0]
@@ -493,6 +575,6 @@ command = ["/bin/true"]
             "track_scripts = [\"chk\"]\ntrack_interfaces = [\"eth1\"]",
         ));
         let more = unit_specs(&more).expect("specs");
-        assert!(!same_but_priority(&old[0], &more[0]));
+        assert!(!updatable_in_place(&old[0], &more[0]));
     }
 }

@@ -32,6 +32,7 @@ use super::notify::{NotifyQueue, Transition};
 use super::script::ScriptIdentity;
 use super::status::{InstanceStatus, ShellStats};
 use super::track::TrackSources;
+use super::vmac::Vmac;
 use crate::fence::{FenceHandle, FenceMember, FenceStatus, QUORUM_TRACK};
 use crate::watchdog::Beacon;
 
@@ -58,6 +59,15 @@ pub(crate) enum UnitEvent {
     Packet {
         member: usize,
         result: Result<Received, NetError>,
+    },
+    /// A reload changed a member only in what applies in place (see `VrrpRuntime::apply`).
+    Update {
+        /// Index into [`UnitSpec::instances`].
+        member: usize,
+        /// The member's new config.
+        instance: Box<conf::VrrpInstance>,
+        /// The inputs that turn the running state machine into the new config.
+        inputs: Vec<Input>,
     },
     /// Shut down cleanly: priority-0 adverts, VIPs removed, stop scripts.
     Shutdown,
@@ -110,9 +120,10 @@ pub(crate) fn spawn(
         senders.push(status_tx);
         statuses.push(status_rx);
     }
+    let rt_priority = config.global.vrrp_rt_priority;
     let config = spec.scripts_config(config);
     let beacon = Beacon::new();
-    let task = tokio::spawn(run(
+    let unit = run(
         spec.clone(),
         config,
         tx.clone(),
@@ -120,7 +131,8 @@ pub(crate) fn spawn(
         senders,
         beacon.clone(),
         fence,
-    ));
+    );
+    let task = spawn_thread(&spec.name, rt_priority, unit);
     UnitHandle {
         spec,
         tx,
@@ -128,6 +140,59 @@ pub(crate) fn spawn(
         task,
         beacon,
     }
+}
+
+/// Runs `unit` on a thread of its own with a current-thread runtime, optionally under
+/// `SCHED_RR` at `rt_priority`. The returned task ends with the unit; aborting it stops the unit.
+///
+/// Why a thread: on a starved CPU the shared runtime's workers also run the API, health checks
+/// and coordination, and an advert or a Master_Down timer waits behind them (a false failover).
+/// On its own thread the unit's timers, socket reader and loop share one scheduler: a received
+/// advert wakes one thread instead of two, and real-time scheduling, when configured, applies
+/// to VRRP alone. Its scripts still run with normal scheduling (`SCHED_RESET_ON_FORK`).
+fn spawn_thread(
+    name: &str,
+    rt_priority: Option<u8>,
+    unit: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let unit_name = name.to_owned();
+    // Linux keeps 15 bytes of a thread name.
+    let thread_name: String = format!("vrrp {name}").chars().take(15).collect();
+    let spawned = std::thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            if let Some(priority) = rt_priority {
+                match vigil_net::set_thread_realtime(priority) {
+                    Ok(()) => tracing::debug!(unit = %unit_name, priority, "VRRP thread runs under SCHED_RR"),
+                    Err(e) => tracing::warn!(unit = %unit_name, priority, error = %e, "cannot set real-time scheduling (vrrp_rt_priority needs CAP_SYS_NICE); running with normal scheduling"),
+                }
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(runtime) => runtime.block_on(async move {
+                    tokio::select! {
+                        () = unit => {}
+                        // Dropped by an abort of the task below: the unit stops where it is.
+                        _ = abort_rx => {}
+                    }
+                }),
+                Err(e) => {
+                    tracing::error!(unit = %unit_name, error = %e, "cannot build the VRRP unit's runtime; the unit does not run");
+                }
+            }
+            drop(done_tx);
+        });
+    if let Err(e) = spawned {
+        tracing::error!(unit = %name, error = %e, "cannot start the VRRP unit's thread; the unit does not run");
+    }
+    tokio::spawn(async move {
+        let _abort = abort_tx;
+        let _ = done_rx.await;
+    })
 }
 
 /// One member's I/O shell.
@@ -153,6 +218,8 @@ pub(super) struct Member {
     fence_holding: bool,
     /// A fenced master's "master" notification waits for the VIPs and their token.
     pub(super) pending_master: Option<Transition>,
+    /// `use_vmac`: the macvlan, deleted when the unit stops.
+    vmac: Option<Vmac>,
 }
 
 impl Member {
@@ -169,6 +236,9 @@ impl Member {
                 tracing::warn!(instance = %self.conf.name, error = %e, "cannot announce VIPs");
                 self.shell.error(e);
             }
+            if let Some(delay) = self.conf.garp.delay {
+                second_burst(fence, &self.net, &self.conf, addrs.clone(), delay);
+            }
             if let Some(mut transition) = self.pending_master.take() {
                 transition.fencing_token = status.token;
                 self.notify.push(transition);
@@ -178,6 +248,33 @@ impl Member {
         self.shell.vips_held = if status.holding { addrs } else { Vec::new() };
         self.shell.fencing = Some(status);
     }
+}
+
+/// keepalived's second gratuitous burst (`garp_master_delay`) counts from becoming master; a
+/// fenced master becomes one for the network only once it holds the VIPs, which after a crashed
+/// owner is a session timeout later, when the core's own delayed burst is long past (it is
+/// skipped while the VIPs are not held). So the burst is repeated `delay` after the VIPs came
+/// up, if they are still held then. The periodic refresh (`garp_master_refresh`) needs nothing
+/// extra: the core keeps asking for it while master, and it goes out whenever the VIPs are held.
+fn second_burst(
+    fence: &FenceMember,
+    net: &Arc<Network>,
+    conf: &conf::VrrpInstance,
+    addrs: Vec<IpAddr>,
+    delay: Duration,
+) {
+    let mut status = fence.status();
+    let net = Arc::clone(net);
+    let (name, count) = (conf.name.clone(), conf.garp.count);
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        // A closed channel: the member (and its claim) is gone.
+        if status.has_changed().is_ok() && status.borrow_and_update().holding {
+            for e in net.announce(&addrs, count) {
+                tracing::warn!(instance = %name, error = %e, "cannot announce VIPs");
+            }
+        }
+    });
 }
 
 /// Stops the socket reader with its member.
@@ -207,7 +304,7 @@ async fn run(
     let mut instances = Vec::new();
     let mut members = Vec::new();
     let now = Instant::now();
-    for (index, ((instance, net), status)) in
+    for (index, ((instance, (net, vmac)), status)) in
         spec.instances.iter().zip(nets).zip(status).enumerate()
     {
         let mut shell = ShellStats::default();
@@ -248,9 +345,6 @@ async fn run(
         let fence_forward = fenced
             .as_ref()
             .map(|f| AbortOnDrop(tokio::spawn(forward_fence(f.status(), index, tx.clone()))));
-        if instance.use_vmac {
-            tracing::warn!(instance = %instance.name, "use_vmac is not implemented yet: the interface's own MAC is used");
-        }
         let reader = tokio::spawn(read_packets(Arc::clone(&net), index, tx.clone()));
         members.push(Member {
             conf: instance.clone(),
@@ -268,6 +362,7 @@ async fn run(
             _fence_forward: fence_forward,
             fence_holding: false,
             pending_master: None,
+            vmac,
         });
     }
     drop(tx);
@@ -306,6 +401,9 @@ async fn run(
                         }
                         UnitEvent::Input { member, input } => unit.input(member, input),
                         UnitEvent::Packet { member, result } => unit.packet(member, result),
+                        UnitEvent::Update { member, instance, inputs } => {
+                            unit.update(member, *instance, inputs).await;
+                        }
                     }
                 }
                 unit.drain().await;
@@ -330,6 +428,11 @@ async fn run(
             UnitEvent::Shutdown => break,
             UnitEvent::Input { member, input } => unit.input(member, input),
             UnitEvent::Packet { member, result } => unit.packet(member, result),
+            UnitEvent::Update {
+                member,
+                instance,
+                inputs,
+            } => unit.update(member, *instance, inputs).await,
         }
         unit.drain().await;
         // `biased` must not let a flood of packets starve the timers: once the queue is empty,
@@ -348,20 +451,33 @@ async fn run(
     unit.shutdown().await;
 }
 
-/// Opens every member's network, retrying until it works or the unit is told to stop.
+/// Opens every member's network (after its vmac, with `use_vmac`), retrying until it works or
+/// the unit is told to stop.
 async fn open_all(
     spec: &UnitSpec,
     rx: &mut mpsc::Receiver<UnitEvent>,
     status: &[watch::Sender<InstanceStatus>],
     beacon: &Beacon,
-) -> Option<Vec<Arc<Network>>> {
+) -> Option<Vec<(Arc<Network>, Option<Vmac>)>> {
     loop {
         beacon.beat();
         let mut nets = Vec::new();
         let mut failed = false;
         for (instance, status) in spec.instances.iter().zip(status) {
-            match Network::open(instance) {
-                Ok(net) => nets.push(Arc::new(net)),
+            let opened = match Vmac::create(instance).await {
+                Ok(vmac) => match Network::open(instance) {
+                    Ok(net) => Ok((Arc::new(net), vmac)),
+                    Err(e) => {
+                        if let Some(vmac) = vmac {
+                            vmac.remove().await;
+                        }
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(net) => nets.push(net),
                 Err(e) => {
                     failed = true;
                     tracing::error!(instance = %instance.name, interface = %instance.interface, error = %e, "cannot open VRRP sockets; retrying");
@@ -373,6 +489,12 @@ async fn open_all(
         }
         if !failed {
             return Some(nets);
+        }
+        // Nothing runs half-opened: the next attempt starts over.
+        for (_, vmac) in nets {
+            if let Some(vmac) = vmac {
+                vmac.remove().await;
+            }
         }
         // Inputs that arrive meanwhile are moot: the sources restart with the instance.
         let deadline = tokio::time::Instant::now() + OPEN_RETRY;
@@ -460,6 +582,34 @@ impl Unit {
                 set.remove(&key);
             }
             m.shell.tracks_down = set.into_iter().collect();
+        }
+    }
+
+    /// Applies a reload to a running member: its network learns the new VIPs first (the state
+    /// machine may add them at once), forgets the dropped ones after they were removed.
+    async fn update(
+        &mut self,
+        member: usize,
+        mut instance: conf::VrrpInstance,
+        mut inputs: Vec<Input>,
+    ) {
+        let Some(m) = self.members.get_mut(member) else {
+            return;
+        };
+        if let Err(e) = m.net.extend_vips(&instance) {
+            tracing::error!(instance = %instance.name, error = %e, "reloaded VIPs cannot be placed; keeping the old list");
+            m.shell.error(format!("reloaded VIPs: {e}"));
+            inputs.retain(|i| !matches!(i, Input::SetAddresses(_)));
+            instance.vips.clone_from(&m.conf.vips);
+        }
+        tracing::info!(instance = %instance.name, changes = ?inputs, "VRRP instance updated in place");
+        m.conf = instance;
+        for input in inputs {
+            self.input(member, input);
+        }
+        self.drain().await;
+        if let Some(m) = self.members.get_mut(member) {
+            m.net.retain_vips(&m.conf);
         }
     }
 
@@ -557,7 +707,17 @@ impl Unit {
             .max()
             .unwrap_or_default();
         for m in self.members {
-            let Member { notify, .. } = m;
+            let Member {
+                notify,
+                vmac,
+                _reader: reader,
+                ..
+            } = m;
+            // The priority-0 adverts and the VIP removal above went out through the vmac.
+            drop(reader);
+            if let Some(vmac) = vmac {
+                vmac.remove().await;
+            }
             notify.close(limit).await;
         }
     }

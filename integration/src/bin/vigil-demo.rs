@@ -31,7 +31,8 @@ const ECHO_PORT: u16 = 9999;
 const API_PORT: u16 = 7400;
 const RAFT_PORT: u16 = 7401;
 /// Coordination session timeout: a crashed owner's VIPs move after this. Fenced VIPs carry a
-/// kernel lifetime inside the lease, so it cannot be much shorter (vigild warns below ~4 s).
+/// kernel lifetime inside the lease, so it cannot be much shorter (with the default
+/// `[cluster.fencing]`, `--check-config` refuses less than about 3.3 s).
 const SESSION: Duration = Duration::from_secs(4);
 
 fn main() -> ExitCode {
@@ -140,6 +141,9 @@ fn run() -> anyhow::Result<()> {
         ])?
     );
 
+    // Whether lb1 also leads the coordination cluster: that decides how long its session
+    // outlives it (see the explanation printed below).
+    let led = ctl_json(0).and_then(|s| Some(s["coord"]["role"].as_str()? == "leader"));
     step("SIGKILL of the master's vigild (lb1); the client probes the VIP every 5 ms");
     let killed_at = Instant::now();
     daemons[0].2.kill()?;
@@ -153,10 +157,21 @@ fn run() -> anyhow::Result<()> {
     println!(
         "  why that long: VRRP notices the dead master in ~350 ms (3 x 100 ms adverts + skew), \
          but with\n  quorum fencing lb2 may claim the VIP only once lb1's coordination session \
-         has expired at\n  the quorum (session_timeout = {} s; the rest is the expiry being \
-         committed and lb2's claim):\n  lb1 might be alive but cut off, and its VIP's kernel \
-         lifetime ends inside its lease, so\n  two holders never overlap",
-        SESSION.as_secs()
+         has expired at\n  the quorum: lb1 might be alive but cut off, and its VIP's kernel \
+         lifetime ends inside its\n  lease, so two holders never overlap. The session ends \
+         session_timeout ({} s) after lb1's last\n  keep-alive (one every third of it), {}",
+        SESSION.as_secs(),
+        match led {
+            Some(true) => {
+                "but lb1 also led the coordination cluster:\n  the others first elect a new \
+                 leader (Raft waits out the old leader's lease, election_timeout_max,\n  plus a \
+                 random election timeout: 1.5-2 s here), and a new leader gives every session a \
+                 full\n  timeout from its take-over, as it cannot know when the old one last \
+                 heard from each client"
+            }
+            Some(false) => "then lb2 claims at once (it watches the owner znode's deletion)",
+            None => "or (if lb1 led the cluster) a full timeout after a new leader took over",
+        }
     );
     let Ok(new_token) = wait_value("lb2 holds the VIP under a token", || {
         holding_token(&ctl_json(1)?)

@@ -121,6 +121,12 @@ pub(crate) fn watch_events(socket: &Socket, watch: &Watch) -> std::io::Result<()
                         continue;
                     }
                     let index = message.header.index;
+                    // The kernel only deletes an address that exists: a deletion on an
+                    // interface not seen yet means the VIP was held there since before the
+                    // recording started (its initial state comes from the first dump).
+                    if !added && !held_on.contains(&index) {
+                        held_on.push(index);
+                    }
                     let before = !held_on.is_empty();
                     if added {
                         if !held_on.contains(&index) {
