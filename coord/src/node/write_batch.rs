@@ -143,7 +143,15 @@ where
             if !batch.is_empty() {
                 let (commands, waiters): (Vec<Command>, Vec<Waiter>) = batch.into_iter().unzip();
                 let result = propose(commands);
-                in_flight.push(async move { (result.await, waiters) });
+                let mut proposal = Box::pin(async move { (result.await, waiters) });
+                // The first poll hands the entry to openraft's core (an unbounded channel
+                // send). Doing it now, before the next batch is taken, keeps entries in the
+                // order their commands arrived, which a session's pipelined requests rely on;
+                // `FuturesUnordered` promises no polling order.
+                match futures::poll!(proposal.as_mut()) {
+                    std::task::Poll::Ready((result, waiters)) => answer(result, waiters),
+                    std::task::Poll::Pending => in_flight.push(proposal),
+                }
                 continue;
             }
         }
