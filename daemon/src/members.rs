@@ -205,10 +205,10 @@ impl Publisher {
                 .collect();
         }
         if let Some(lb) = &self.lb
-            && let Ok(status) = lb.status().await
-            && !status.virtual_servers.is_empty()
+            && let Ok(summary) = lb.summary().await
+            && summary.virtual_servers > 0
         {
-            record.lvs = Some(status.summary());
+            record.lvs = Some(summary);
         }
         record
     }

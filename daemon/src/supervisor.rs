@@ -529,7 +529,7 @@ fn status_summarizer(
     move || {
         let (vrrp, lb, coord) = (vrrp.clone(), lb.clone(), coord.clone());
         Box::pin(async move {
-            let lvs = lb.status().await.ok().map(|s| s.summary());
+            let lvs = lb.summary().await.ok();
             let coord = coord.map(|c| c.metrics.coord_snapshot());
             notify::summary(&vrrp.instances(), lvs.as_ref(), coord.as_ref())
         })

@@ -190,7 +190,7 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
 async fn status(State(state): State<ApiState>) -> Json<StatusResponse> {
     let snapshot = state.snapshot.borrow().clone();
     let lvs = match &state.lb {
-        Some(lb) => lb.status().await.ok().map(|s| s.summary()),
+        Some(lb) => lb.summary().await.ok(),
         None => None,
     };
     let cluster = match &state.members {

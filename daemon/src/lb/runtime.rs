@@ -24,7 +24,7 @@ use vigil_lvs as lvs;
 use super::kernel::{Desired, IpvsBackend, Kernel, KernelState};
 use super::map::MapError;
 use super::state::{Balancer, CheckChange, Mapped, SchedulerPlan, millis};
-use super::status::LbStatus;
+use super::status::{LbStatus, LbSummary};
 use crate::metrics::LbCounters;
 use crate::watchdog::{BEAT_EVERY, Beacon};
 
@@ -134,6 +134,7 @@ pub struct ApplySummary {
 enum Command {
     Apply(Box<(conf::Config, Mapped)>, oneshot::Sender<ApplySummary>),
     Status(oneshot::Sender<LbStatus>),
+    Summary(oneshot::Sender<LbSummary>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -223,6 +224,14 @@ impl LbRuntime {
         rx.await.map_err(|_| LbError::Stopped)
     }
 
+    /// The counts of [`status`](Self::status) (what `/v1/status`, `STATUS=` and membership
+    /// show), without asking the scheduler for every check.
+    pub async fn summary(&self) -> Result<LbSummary, LbError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Summary(tx))?;
+        rx.await.map_err(|_| LbError::Stopped)
+    }
+
     /// Stops the checks and leaves the kernel as omega says; returns when done. Later calls on
     /// any clone fail with [`LbError::Stopped`].
     pub async fn shutdown(&self) {
@@ -291,6 +300,9 @@ impl Task {
                     }
                     Some(Command::Status(reply)) => {
                         let _ = reply.send(self.status().await);
+                    }
+                    Some(Command::Summary(reply)) => {
+                        let _ = reply.send(self.summary());
                     }
                     Some(Command::Shutdown(reply)) => {
                         // Both loops stop on purpose (the kernel task retires its own).
@@ -392,6 +404,17 @@ impl Task {
                 .last_sync
                 .map(|t| now.saturating_duration_since(t).as_secs()),
             virtual_servers: self.balancer.status(&checks, now),
+        }
+    }
+
+    fn summary(&self) -> LbSummary {
+        let [vss, vss_up, reals, reals_up] = self.balancer.counts();
+        LbSummary {
+            ipvs: self.kernel_state.borrow().ipvs.clone(),
+            virtual_servers: vss,
+            virtual_servers_up: vss_up,
+            real_servers: reals,
+            real_servers_up: reals_up,
         }
     }
 

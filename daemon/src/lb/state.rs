@@ -315,6 +315,26 @@ impl Balancer {
 
     /// The status view; `checks` is the scheduler's own view (fresher `last` results), keyed
     /// by id, and may miss checks (then the last event's outcome is shown).
+    /// Virtual servers, those whose quorum holds, real servers and those alive: the counts of
+    /// [`LbSummary`](super::LbSummary), without building the per-check view [`status`] needs
+    /// the scheduler for. The `STATUS=` line, membership and `/v1/status` ask for it often, and
+    /// with 10,000 real servers the full view is megabytes.
+    ///
+    /// [`status`]: Self::status
+    pub(crate) fn counts(&self) -> [usize; 4] {
+        let mut counts = [self.vss.len(), 0, 0, 0];
+        for vs in &self.vss {
+            counts[1] += usize::from(vs.state.quorum_up());
+            counts[2] += vs.reals.len();
+            counts[3] += vs
+                .reals
+                .iter()
+                .filter(|r| vs.state.is_alive(&r.key).unwrap_or(false))
+                .count();
+        }
+        counts
+    }
+
     pub(crate) fn status(
         &self,
         checks: &HashMap<CheckId, CheckStatus>,

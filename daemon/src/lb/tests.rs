@@ -325,7 +325,13 @@ async fn reload_keeps_checker_state_and_releases_removed_servers() {
     wait_status(&lb, Duration::from_secs(2), |_| kernel.dests(81).is_some()).await;
     // Stays down over several more rounds (the reload did not reset it to "up").
     tokio::time::sleep(Duration::from_millis(3 * INTERVAL_MS)).await;
-    assert!(!real(&lb.status().await.unwrap(), 0, addr_a).up);
+    let status = lb.status().await.unwrap();
+    assert!(!real(&status, 0, addr_a).up);
+    // The cheap summary counts what the full view shows: 2 virtual servers, 3 real servers of
+    // which the dead one is down.
+    let summary = lb.summary().await.unwrap();
+    assert_eq!(summary, status.summary());
+    assert_eq!((summary.real_servers, summary.real_servers_up), (3, 2));
 
     // Removing the first virtual server releases it from the kernel.
     let only_second = conf::load_str(second, "second.toml").unwrap();
