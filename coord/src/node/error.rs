@@ -67,6 +67,20 @@ impl From<ForwardError> for CoordError {
 }
 
 impl CoordError {
+    /// A copy of a batched round's error for each request of the batch (read-index rounds and
+    /// write proposals). `CoordError` is not `Clone` because it carries I/O errors, which such a
+    /// round never returns; anything else becomes `Unavailable` with the same text.
+    pub(crate) fn for_each_waiter(&self) -> CoordError {
+        match self {
+            CoordError::NotLeader { leader } => CoordError::NotLeader { leader: *leader },
+            CoordError::Timeout(d) => CoordError::Timeout(*d),
+            CoordError::Unavailable(s) => CoordError::Unavailable(s.clone()),
+            CoordError::ConnectionLost(s) => CoordError::ConnectionLost(s.clone()),
+            CoordError::Stopped(s) => CoordError::Stopped(s.clone()),
+            other => CoordError::Unavailable(other.to_string()),
+        }
+    }
+
     /// The form sent back to a follower that forwarded the request.
     pub(crate) fn to_forward(&self) -> ForwardError {
         match self {

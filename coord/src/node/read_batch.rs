@@ -96,7 +96,12 @@ where
         };
         let result = round().await;
         for waiter in waiters {
-            let _ = waiter.send(result.as_ref().copied().map_err(duplicate));
+            let _ = waiter.send(
+                result
+                    .as_ref()
+                    .copied()
+                    .map_err(CoordError::for_each_waiter),
+            );
         }
     }
 }
@@ -113,19 +118,6 @@ async fn round(raft: Raft<TypeConfig>, timeout: Duration) -> Result<u64, CoordEr
         }
         Ok(Err(RaftError::APIError(e))) => Err(CoordError::Unavailable(e.to_string())),
         Ok(Err(RaftError::Fatal(e))) => Err(CoordError::Stopped(e.to_string())),
-    }
-}
-
-/// A round's error for each read of the batch ([`CoordError`] is not `Clone`: it carries I/O
-/// errors, which a round never returns).
-fn duplicate(e: &CoordError) -> CoordError {
-    match e {
-        CoordError::NotLeader { leader } => CoordError::NotLeader { leader: *leader },
-        CoordError::Timeout(d) => CoordError::Timeout(*d),
-        CoordError::Unavailable(s) => CoordError::Unavailable(s.clone()),
-        CoordError::ConnectionLost(s) => CoordError::ConnectionLost(s.clone()),
-        CoordError::Stopped(s) => CoordError::Stopped(s.clone()),
-        other => CoordError::Unavailable(other.to_string()),
     }
 }
 

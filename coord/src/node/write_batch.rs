@@ -225,7 +225,7 @@ fn answer(result: Result<Vec<Response>, CoordError>, waiters: Vec<Waiter>) {
         }
         Err(e) => {
             for waiter in waiters {
-                let _ = waiter.send(Err(duplicate(&e)));
+                let _ = waiter.send(Err(e.for_each_waiter()));
             }
         }
     }
@@ -253,19 +253,6 @@ async fn propose(
         }
         Ok(Err(RaftError::APIError(e))) => Err(CoordError::Unavailable(e.to_string())),
         Ok(Err(RaftError::Fatal(e))) => Err(CoordError::Stopped(e.to_string())),
-    }
-}
-
-/// A batch's error for each of its commands ([`CoordError`] is not `Clone`: it carries I/O
-/// errors, which a proposal never returns).
-fn duplicate(e: &CoordError) -> CoordError {
-    match e {
-        CoordError::NotLeader { leader } => CoordError::NotLeader { leader: *leader },
-        CoordError::Timeout(t) => CoordError::Timeout(*t),
-        CoordError::Unavailable(s) => CoordError::Unavailable(s.clone()),
-        CoordError::ConnectionLost(s) => CoordError::ConnectionLost(s.clone()),
-        CoordError::Stopped(s) => CoordError::Stopped(s.clone()),
-        other => CoordError::Unavailable(other.to_string()),
     }
 }
 
