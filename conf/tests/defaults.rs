@@ -118,6 +118,8 @@ fn cluster_defaults() {
     assert_eq!(
         c.fencing,
         FencingParams {
+            session_timeout: Duration::from_secs(3),
+            keepalive_interval: Duration::from_millis(250),
             max_clock_drift_ppm: 500,
             margin: Duration::from_millis(200),
             kernel_slack: Duration::from_secs(1),
@@ -250,29 +252,54 @@ fn https_verifies_certificates_by_default_and_fwmark_defaults() {
 #[test]
 fn fencing_parameters_are_read() {
     let c = ok(
-        "[cluster]\nnode_id = 1\nsession_timeout = \"6s\"\n[cluster.fencing]\n\
-                max_clock_drift_ppm = 1000\nmargin = \"300ms\"\nkernel_slack = \"2s\"\n",
+        "[cluster]\nnode_id = 1\n[cluster.fencing]\nsession_timeout = \"6s\"\n\
+         keepalive_interval = \"2s\"\nmax_clock_drift_ppm = 1000\nmargin = \"300ms\"\n\
+         kernel_slack = \"2s\"\n",
     )
     .cluster
     .expect("cluster");
     assert_eq!(
         c.fencing,
         FencingParams {
+            session_timeout: Duration::from_secs(6),
+            keepalive_interval: Duration::from_secs(2),
             max_clock_drift_ppm: 1000,
             margin: Duration::from_millis(300),
             kernel_slack: Duration::from_secs(2),
         }
     );
+    // The clients' default stays put.
+    assert_eq!(c.session_timeout, Duration::from_secs(10));
     // 6 s · 0.999 − 0.3 s = 5.694 s of lease; it needs 2 s + 1 s + 2 s.
     assert_eq!(
-        c.fencing.lease_budget(c.session_timeout),
+        c.fencing.lease_budget(c.fencing.session_timeout),
         Some(Duration::from_millis(5_694))
     );
-    assert!(c.fencing.timeout_fits(c.session_timeout));
+    assert!(c.fencing.timeout_fits(c.fencing.session_timeout));
+    // Below 6 s the keep-alive interval is a third of the timeout:
     // (2 s + 1 s + 0.3 s) / (2/3 − 0.001) = 4.9574 s, rounded up to the millisecond.
     assert_eq!(
         c.fencing.min_session_timeout(),
         Some(Duration::from_millis(4_958))
     );
     assert!(!c.fencing.timeout_fits(Duration::from_millis(4_957)));
+    assert_eq!(
+        c.fencing.keepalive_for(Duration::from_millis(4_958)),
+        Duration::from_nanos(1_652_666_666)
+    );
+}
+
+#[test]
+fn frequent_keepalives_allow_a_short_fencing_session() {
+    let c = ok("[cluster]\nnode_id = 1\n").cluster.expect("cluster");
+    // Defaults: (0.2 s + 1 s + 1 s + 0.25 s) / 0.9995 = 2.4512 s.
+    assert_eq!(
+        c.fencing.min_session_timeout(),
+        Some(Duration::from_millis(2_452))
+    );
+    assert!(c.fencing.timeout_fits(c.fencing.session_timeout));
+    assert_eq!(
+        c.fencing.keepalive_for(c.fencing.session_timeout),
+        Duration::from_millis(250)
+    );
 }

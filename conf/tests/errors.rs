@@ -514,38 +514,61 @@ fn cluster_timing_errors() {
 
 #[test]
 fn session_timeout_too_short_for_fencing() {
-    // Defaults (500 ppm, 200ms margin, 1s kernel slack) need about 3.3 s; 3 s leaves a
-    // lease of 2.8 s, less than 1 s + 1 s slack + a keep-alive interval of 1 s.
+    // Defaults (500 ppm, 200ms margin, 1s kernel slack, 250ms keep-alives) need about 2.45 s;
+    // 2.4 s leaves a lease of 2.1988 s, less than 1 s + 1 s slack + 250 ms.
     let src = format!(
-        "[cluster]\nnode_id = 1\nsession_timeout = \"3s\"\nsession_timeout_min = \"2s\"\n{INSTANCE}"
+        "[cluster]\nnode_id = 1\n[cluster.fencing]\nsession_timeout = \"2400ms\"\n{INSTANCE}"
     );
     one_error(
         &src,
-        3,
+        4,
         19,
-        "session_timeout \"3s\" is too short for quorum fencing (instance \"vi\"",
+        "the fencing session_timeout \"2s400ms\" is too short for quorum fencing (instance \"vi\"",
     );
     assert!(
-        errs(&src)[0].message.contains("use at least \"3s303ms\""),
+        errs(&src)[0].message.contains("use at least \"2s452ms\""),
         "{:?}",
         errs(&src)[0].message
     );
-    // Absent, the default of 10 s fits; a larger margin makes it too short, reported at the
-    // [cluster] table.
+    // Absent, the default of 3 s fits, whatever [cluster] session_timeout (the clients'
+    // default) is; a larger margin makes it too short, reported at the [cluster] table.
     ok(&format!("[cluster]\nnode_id = 1\n{INSTANCE}"));
+    ok(&format!(
+        "[cluster]\nnode_id = 1\nsession_timeout = \"2s\"\n{INSTANCE}"
+    ));
     one_error(
         &format!("[cluster]\nnode_id = 1\n[cluster.fencing]\nmargin = \"5s\"\n{INSTANCE}"),
+        3,
         1,
-        1,
-        "session_timeout \"10s\" is too short for quorum fencing",
+        "the fencing session_timeout \"3s\" is too short for quorum fencing",
     );
     // Without fenced instances (fencing off, an address owner, a witness) nothing is checked.
     ok(&format!(
-        "[cluster]\nnode_id = 1\nsession_timeout = \"2s\"\n{INSTANCE}fencing = \"off\"\n"
+        "[cluster]\nnode_id = 1\n[cluster.fencing]\nsession_timeout = \"2s\"\n{INSTANCE}fencing = \"off\"\n"
     ));
     ok(&format!(
-        "[cluster]\nnode_id = 1\nsession_timeout = \"2s\"\n{INSTANCE}priority = 255\naddress_owner = true\n"
+        "[cluster]\nnode_id = 1\n[cluster.fencing]\nsession_timeout = \"2s\"\n{INSTANCE}priority = 255\naddress_owner = true\n"
     ));
+}
+
+#[test]
+fn fencing_session_and_keepalive_bounds() {
+    // The cluster grants nothing outside session_timeout_min..=max.
+    one_error(
+        "[cluster]\nnode_id = 1\nsession_timeout_min = \"4s\"\n[cluster.fencing]\n\
+         session_timeout = \"3s\"\n",
+        5,
+        19,
+        "the fencing session_timeout (3s) must lie within [cluster] session_timeout_min (4s)",
+    );
+    // Two lost keep-alives must not end the session.
+    one_error(
+        "[cluster]\nnode_id = 1\n[cluster.fencing]\nsession_timeout = \"3s\"\n\
+         keepalive_interval = \"1100ms\"\n",
+        5,
+        22,
+        "keepalive_interval (1s100ms) must be at most a third of the fencing session_timeout (3s)",
+    );
 }
 
 #[test]

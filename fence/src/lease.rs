@@ -30,6 +30,10 @@ pub struct LeaseConfig {
     /// Slack subtracted from the deadline for the shell's own latency: the wake-up at the
     /// deadline firing late, the time removing the VIPs takes.
     pub margin: Duration,
+    /// How often to send a keep-alive; a third of the session timeout at most. Frequent
+    /// keep-alives keep the lease near its full length, which is what lets the session timeout
+    /// (the cost of a crash) be short.
+    pub keepalive_interval: Duration,
 }
 
 impl Default for LeaseConfig {
@@ -37,6 +41,7 @@ impl Default for LeaseConfig {
         LeaseConfig {
             max_drift_ppm: 500,
             margin: Duration::from_millis(200),
+            keepalive_interval: Duration::from_millis(250),
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct Lease {
     timeout: Duration,
     /// `T·(1 − max_drift) − margin`.
     budget: Duration,
+    /// Between keep-alives: the configured interval, at most `T / 3`.
+    interval: Duration,
     deadline: Instant,
     state: LeaseState,
     /// Send times of keep-alives not yet acknowledged, newer than the newest acknowledged one.
@@ -126,6 +133,7 @@ impl Lease {
             session,
             timeout,
             budget,
+            interval: config.keepalive_interval.min(timeout / 3),
             deadline: created_sent + budget,
             state: LeaseState::Live,
             in_flight: BTreeMap::new(),
@@ -160,10 +168,15 @@ impl Lease {
         self.state
     }
 
-    /// When the next keep-alive is due: a third of the timeout after the previous one, so that
-    /// two in a row may be lost before the lease runs out.
+    /// Time between keep-alives: the configured interval, at most a third of the timeout so
+    /// that two in a row may be lost before the lease runs out.
+    pub fn keepalive_interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// When the next keep-alive is due.
     pub fn next_heartbeat(&self) -> Instant {
-        self.last_sent + self.timeout / 3
+        self.last_sent + self.interval
     }
 
     /// The shell sends a keep-alive now; it must report the outcome under the returned id.
@@ -259,6 +272,8 @@ mod tests {
         LeaseConfig {
             max_drift_ppm: 1_000,
             margin: Duration::from_millis(100),
+            // Longer than T / 3, so capped to it.
+            keepalive_interval: Duration::from_secs(5),
         }
     }
 
@@ -385,5 +400,22 @@ mod tests {
         assert_eq!(lease.next_heartbeat(), t0 + ms(1_000));
         lease.heartbeat_sent(t0 + ms(1_003));
         assert_eq!(lease.next_heartbeat(), t0 + ms(2_003));
+    }
+
+    #[test]
+    fn a_shorter_keepalive_interval_keeps_the_lease_near_its_full_length() {
+        let t0 = Instant::now();
+        let frequent = LeaseConfig {
+            keepalive_interval: ms(250),
+            ..config()
+        };
+        let mut lease = Lease::new(frequent, SessionId(7), T, t0).expect("valid in this test");
+        assert_eq!(lease.keepalive_interval(), ms(250));
+        assert_eq!(lease.next_heartbeat(), t0 + ms(250));
+        let hb = lease.heartbeat_sent(t0 + ms(250));
+        assert_eq!(lease.next_heartbeat(), t0 + ms(500));
+        assert!(lease.heartbeat_acked(t0 + ms(260), hb));
+        // The deadline runs from the send time: 250 ms + 2.897 s.
+        assert_eq!(lease.deadline(), t0 + ms(3_147));
     }
 }

@@ -22,6 +22,7 @@ fn lease_config() -> LeaseConfig {
     LeaseConfig {
         max_drift_ppm: 1_000,
         margin: ms(100),
+        keepalive_interval: T / 3,
     }
 }
 

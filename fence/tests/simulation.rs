@@ -96,9 +96,12 @@ impl Scenario {
     fn random(seed: u64) -> Scenario {
         let mut rng = Rng(seed);
         let nodes = if rng.chance(500_000) { 2 } else { 3 };
+        // Keep-alives from every third of the timeout (ZooKeeper's habit) down to 100 ms.
+        let keepalive_interval = Duration::from_millis(rng.range(100, 2_000));
         let lease = LeaseConfig {
             max_drift_ppm: 50_000,
             margin: Duration::from_millis(20),
+            keepalive_interval,
         };
         // Clocks anywhere from the slowest the bound allows to as much faster.
         let bound = f64::from(lease.max_drift_ppm) / 1e6;
@@ -1025,6 +1028,7 @@ fn a_cut_off_master_with_a_clock_at_the_drift_bound_drops_the_vip_in_time() {
     let lease = LeaseConfig {
         max_drift_ppm: 50_000,
         margin: Duration::from_millis(20),
+        keepalive_interval: SESSION_TIMEOUT / 3,
     };
     let sc = cut_off_master(vec![0.95, 1.05], lease);
     let bound = liveness_bound(&sc);
@@ -1042,6 +1046,7 @@ fn a_clock_slower_than_the_configured_bound_is_caught_by_the_checker() {
     let lease = LeaseConfig {
         max_drift_ppm: 500,
         margin: Duration::from_millis(20),
+        keepalive_interval: SESSION_TIMEOUT / 3,
     };
     let mut world = World::new(cut_off_master(vec![0.9, 1.0], lease), 1);
     let Err(Violation(v)) = world.run(None) else {
@@ -1055,6 +1060,7 @@ fn a_master_paused_past_its_session_never_comes_back_with_its_old_token() {
     let lease = LeaseConfig {
         max_drift_ppm: 500,
         margin: Duration::from_millis(20),
+        keepalive_interval: SESSION_TIMEOUT / 3,
     };
     let sc = Scenario {
         faults: vec![(

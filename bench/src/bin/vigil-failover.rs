@@ -51,12 +51,13 @@ struct Cli {
     #[arg(long, value_delimiter = ',', value_parser = parse_interval,
           default_value = "1s,100ms,50ms,10ms")]
     intervals: Vec<Duration>,
-    /// Advert interval of the fencing part.
-    #[arg(long, value_parser = parse_interval, default_value = "100ms")]
+    /// Advert interval of the fencing part (keepalived's default: a crash costs VRRP about
+    /// as long as the default fencing session).
+    #[arg(long, value_parser = parse_interval, default_value = "1s")]
     fencing_interval: Duration,
-    /// Coordination session timeout of the fencing part, in milliseconds (a crashed fenced
-    /// master's VIPs move once its session expired).
-    #[arg(long, default_value_t = 4000)]
+    /// `[cluster.fencing] session_timeout` of the fencing part, in milliseconds (a crashed
+    /// fenced master's VIPs move once its session expired); vigild's default.
+    #[arg(long, default_value_t = 3000)]
     session_timeout_ms: u64,
     /// Fencing part: also run a fenced series in which the master is always the Raft leader
     /// (the whole cluster starts afresh before every run, so lb1 bootstraps and leads it).
@@ -390,8 +391,9 @@ mod tests {
                 Part::Hog
             ]
         );
-        assert_eq!(cli.fencing_interval, Duration::from_millis(100));
-        assert_eq!(cli.session_timeout_ms, 4000);
+        assert_eq!(cli.fencing_interval, Duration::from_secs(1));
+        // vigild's default `[cluster.fencing] session_timeout` (conf/tests/defaults.rs pins it).
+        assert_eq!(cli.session_timeout_ms, 3000);
         assert_eq!(cli.hog_secs, 600, "issue #3 asks for a 10-minute hog");
         assert_eq!(cli.hog_interval, Duration::from_millis(10));
         assert_eq!(

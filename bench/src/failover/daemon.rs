@@ -72,7 +72,7 @@ pub struct Setup {
 pub struct Quorum {
     /// The voters' addresses, in id order: lb1, lb2, witness.
     pub voters: [Ipv4Addr; 3],
-    /// `[cluster] session_timeout`: how long a crashed owner's session outlives it.
+    /// `[cluster.fencing] session_timeout`: how long a crashed owner's session outlives it.
     pub session_timeout: Duration,
 }
 
@@ -93,9 +93,9 @@ impl Quorum {
         let ms = self.session_timeout.as_millis();
         let mut c = format!(
             "[cluster]\nnode_id = {id}\nraft_listen = \"{addr}:{RAFT_PORT}\"\nwitness = {witness}\n\
-             session_timeout = \"{ms}ms\"\nsession_timeout_min = \"{ms}ms\"\n\
+             session_timeout_min = \"{ms}ms\"\n\
              heartbeat_interval = \"100ms\"\nelection_timeout_min = \"500ms\"\n\
-             election_timeout_max = \"1s\"\n",
+             election_timeout_max = \"1s\"\n[cluster.fencing]\nsession_timeout = \"{ms}ms\"\n",
             addr = host.ipv4(),
         );
         for (i, peer) in self.voters.iter().enumerate().filter(|(i, _)| i + 1 != id) {

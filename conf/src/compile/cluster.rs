@@ -1,6 +1,7 @@
 //! `[cluster]`: the coordination quorum.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::Refs;
@@ -124,14 +125,17 @@ pub(super) fn cluster(
     if witness {
         refs.witness = Some(t.value_span("witness"));
     }
-    let fencing =
-        t.table(cx, "fencing", "[cluster.fencing]")
-            .map_or_else(FencingParams::default, |mut f| {
-                let params = fencing_params(cx, &mut f);
-                f.finish(cx);
-                params
-            });
-    refs.session_timeout = Some(t.value_span("session_timeout"));
+    let bounds = session_timeout_min..=session_timeout_max;
+    let (fencing, fencing_timeout_at) = match t.table(cx, "fencing", "[cluster.fencing]") {
+        Some(mut f) => {
+            let params = fencing_params(cx, &mut f, &bounds);
+            let at = f.value_span("session_timeout");
+            f.finish(cx);
+            (params, at)
+        }
+        None => (FencingParams::default(), t.span()),
+    };
+    refs.fencing_session_timeout = Some(fencing_timeout_at);
     t.finish(cx);
     Some(Cluster {
         node_id: node_id? as u64,
@@ -151,9 +155,50 @@ pub(super) fn cluster(
     })
 }
 
-/// `[cluster.fencing]`.
-fn fencing_params(cx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> FencingParams {
+/// `[cluster.fencing]`; `bounds` are the session timeouts the cluster grants.
+fn fencing_params(
+    cx: &mut Ctx<'_>,
+    t: &mut Table<'_, '_>,
+    bounds: &RangeInclusive<Duration>,
+) -> FencingParams {
     let defaults = FencingParams::default();
+    let session_timeout = t
+        .opt_duration(
+            cx,
+            "session_timeout",
+            Duration::from_secs(1)..=Duration::from_hours(1),
+        )
+        .unwrap_or(defaults.session_timeout);
+    if !bounds.contains(&session_timeout) {
+        cx.error(
+            &t.value_span("session_timeout"),
+            format!(
+                "the fencing session_timeout ({}) must lie within [cluster] session_timeout_min \
+                 ({}) and session_timeout_max ({}): the cluster grants no other",
+                format_duration(session_timeout),
+                format_duration(*bounds.start()),
+                format_duration(*bounds.end())
+            ),
+        );
+    }
+    let keepalive_interval = t
+        .opt_duration(
+            cx,
+            "keepalive_interval",
+            Duration::from_millis(10)..=Duration::from_mins(20),
+        )
+        .unwrap_or(defaults.keepalive_interval);
+    if keepalive_interval > session_timeout / 3 {
+        cx.error(
+            &t.value_span("keepalive_interval"),
+            format!(
+                "keepalive_interval ({}) must be at most a third of the fencing session_timeout \
+                 ({}), so that two lost keep-alives do not end the session",
+                format_duration(keepalive_interval),
+                format_duration(session_timeout)
+            ),
+        );
+    }
     let max_drift = i64::from(FencingParams::MAX_CLOCK_DRIFT_PPM);
     let max_clock_drift_ppm = t
         .opt_int(cx, "max_clock_drift_ppm", 0..=max_drift)
@@ -181,6 +226,8 @@ fn fencing_params(cx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> FencingParams {
         );
     }
     FencingParams {
+        session_timeout,
+        keepalive_interval,
         max_clock_drift_ppm,
         margin,
         kernel_slack,
@@ -189,7 +236,7 @@ fn fencing_params(cx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> FencingParams {
 
 /// With fenced VRRP instances, the session timeout must leave room for the fencing parameters:
 /// otherwise fenced VIPs are never added, or flap between keep-alives. `at` is the span of
-/// `session_timeout` (the `[cluster]` table when the key is absent).
+/// `[cluster.fencing] session_timeout` (a table when the key is absent).
 pub(super) fn check_fencing(
     cx: &mut Ctx<'_>,
     cluster: &Cluster,
@@ -203,7 +250,7 @@ pub(super) fn check_fencing(
         return;
     };
     let params = cluster.fencing;
-    if params.timeout_fits(cluster.session_timeout) {
+    if params.timeout_fits(params.session_timeout) {
         return;
     }
     let shortest = params.min_session_timeout().map_or_else(
@@ -213,16 +260,17 @@ pub(super) fn check_fencing(
     cx.error(
         at,
         format!(
-            "session_timeout \"{}\" is too short for quorum fencing (instance \"{}\" and any \
-             other with fencing = \"quorum\"): a fenced VIP's kernel lifetime (whole seconds, \
-             plus kernel_slack {} of lateness) must fit in the lease (the timeout less {} ppm \
-             clock drift and the {} margin) and outlast the keep-alive interval (a third of \
-             the timeout); {shortest}, or change [cluster.fencing]",
-            format_duration(cluster.session_timeout),
+            "the fencing session_timeout \"{}\" is too short for quorum fencing (instance \
+             \"{}\" and any other with fencing = \"quorum\"): a fenced VIP's kernel lifetime \
+             (whole seconds, plus kernel_slack {} of lateness) must fit in the lease (the \
+             timeout less {} ppm clock drift and the {} margin) and outlast the keep-alive \
+             interval ({}); {shortest}, or change the other [cluster.fencing] parameters",
+            format_duration(params.session_timeout),
             fenced.name,
             format_duration(params.kernel_slack),
             params.max_clock_drift_ppm,
             format_duration(params.margin),
+            format_duration(params.keepalive_for(params.session_timeout)),
         ),
     );
 }

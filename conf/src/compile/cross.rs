@@ -41,8 +41,8 @@ pub(crate) struct Refs {
     pub(crate) cluster_ids: Vec<(u64, Span)>,
     /// `[cluster] witness = true`, where.
     pub(crate) witness: Option<Span>,
-    /// Where `[cluster] session_timeout` is (the table when the key is absent).
-    pub(crate) session_timeout: Option<Span>,
+    /// Where `[cluster.fencing] session_timeout` is (a table when the key is absent).
+    pub(crate) fencing_session_timeout: Option<Span>,
 }
 
 impl Refs {

@@ -126,7 +126,7 @@ fn compile_root(cx: &mut Ctx<'_>, root: &DeTable<'_>) -> Option<Config> {
     top.finish(cx);
 
     refs.check(cx);
-    if let (Some(cluster), Some(at)) = (&cluster, &refs.session_timeout) {
+    if let (Some(cluster), Some(at)) = (&cluster, &refs.fencing_session_timeout) {
         cluster::check_fencing(cx, cluster, &vrrp_instances, at);
     }
     if cx.has_errors() {

@@ -13,7 +13,9 @@ pub struct Cluster {
     pub peers: Vec<ClusterPeer>,
     /// Raft log and snapshots. Default `<state_dir>/coord`.
     pub data_dir: PathBuf,
-    /// Default session timeout granted to clients. Default 10s.
+    /// Default session timeout granted to clients that ask for none, and the timeout of this
+    /// node's membership session. Default 10s. (VIP claims use
+    /// [`FencingParams::session_timeout`].)
     pub session_timeout: Duration,
     /// Smallest session timeout a client may ask for. Default 2s.
     pub session_timeout_min: Duration,
@@ -37,12 +39,24 @@ pub struct Cluster {
     pub fencing: FencingParams,
 }
 
-/// `[cluster.fencing]`: what quorum fencing assumes about clocks, the daemon and the kernel.
-/// The lease of a session with timeout `T` ends `T·(1 − max_clock_drift) − margin` after the
-/// send time of its last committed keep-alive; fenced VIPs carry a kernel lifetime of whole
-/// seconds ending `kernel_slack` before that (the safety argument is in `vigil-fence`'s docs).
+/// `[cluster.fencing]`: the session that carries this node's VIP claims, and what quorum
+/// fencing assumes about clocks, the daemon and the kernel. The lease of a session with timeout
+/// `T` ends `T·(1 − max_clock_drift) − margin` after the send time of its last committed
+/// keep-alive; fenced VIPs carry a kernel lifetime of whole seconds ending `kernel_slack` before
+/// that (the safety argument is in `vigil-fence`'s docs).
+///
+/// `session_timeout` is what a crash costs: the quorum expires a crashed owner's session
+/// between `T − keepalive_interval` and `T` after the crash, and only then may a successor
+/// claim. So it is short by default (3 s, against VRRP's own 3–3.6 s detection at 1 s
+/// adverts), with frequent keep-alives (each a committed write) to keep the lease full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FencingParams {
+    /// Timeout of the coordination session holding this node's owner znodes. Default 3s;
+    /// within `[cluster] session_timeout_min..=session_timeout_max`.
+    pub session_timeout: Duration,
+    /// How often that session is renewed by a committed keep-alive. Default 250ms; at most a
+    /// third of `session_timeout`.
+    pub keepalive_interval: Duration,
     /// Bound on how much slower this node's monotonic clock may run than any coordination
     /// leader's, in parts per million. Default 500 (crystals are within 100 ppm of true time;
     /// two at opposite ends are 200 apart).
@@ -69,13 +83,19 @@ impl FencingParams {
             .filter(|b| !b.is_zero())
     }
 
+    /// The keep-alive interval used with session timeout `timeout`: `keepalive_interval`, but
+    /// never more than a third of the timeout (two lost keep-alives must not end the session).
+    pub fn keepalive_for(&self, timeout: Duration) -> Duration {
+        self.keepalive_interval.min(timeout / 3)
+    }
+
     /// Whether fenced VIPs work with session timeout `timeout`: their kernel lifetime, at least
     /// one whole second plus `kernel_slack` of lateness, must fit in the lease and outlast the
-    /// keep-alive interval (a third of the timeout), or they are never added or flap between
-    /// refreshes.
+    /// keep-alive interval, or they are never added or flap between refreshes.
     pub fn timeout_fits(&self, timeout: Duration) -> bool {
-        self.lease_budget(timeout)
-            .is_some_and(|b| b >= self.kernel_slack + Duration::from_secs(1) + timeout / 3)
+        self.lease_budget(timeout).is_some_and(|b| {
+            b >= self.kernel_slack + Duration::from_secs(1) + self.keepalive_for(timeout)
+        })
     }
 
     /// The shortest session timeout (whole milliseconds) for which [`Self::timeout_fits`]
@@ -101,6 +121,8 @@ impl FencingParams {
 impl Default for FencingParams {
     fn default() -> Self {
         FencingParams {
+            session_timeout: Duration::from_secs(3),
+            keepalive_interval: Duration::from_millis(250),
             max_clock_drift_ppm: 500,
             margin: Duration::from_millis(200),
             kernel_slack: Duration::from_secs(1),

@@ -212,19 +212,23 @@ daemon is restarted.
 .SH "QUORUM FENCING"
 With \fB[cluster]\fR configured, VRRP instances default to \fBfencing = "quorum"\fR: a node holds
 an instance's VIPs only while it owns the znode \fI/vigil/vrrp/<instance>/owner\fR in a live
-coordination session, whose czxid is the fencing token (\fBVIGIL_FENCING_TOKEN\fR). The lease
-of that session ends \fIsession_timeout\fR \(mu (1 \(mi \fImax_clock_drift_ppm\fR / 10\(ha6)
+coordination session, whose czxid is the fencing token (\fBVIGIL_FENCING_TOKEN\fR). That
+session has its own timeout, \fB[cluster.fencing]\fR \fIsession_timeout\fR (default 3s), renewed
+by a committed keep\-alive every \fIkeepalive_interval\fR (default 250ms). Its lease
+ends \fIsession_timeout\fR \(mu (1 \(mi \fImax_clock_drift_ppm\fR / 10\(ha6)
 \(mi \fImargin\fR after the send time of its last committed keep\-alive, and fenced VIPs carry
 a kernel address lifetime of whole seconds ending \fIkernel_slack\fR before it, so a crashed or
 frozen node's VIPs vanish by themselves before its session can expire at the quorum. The three
-parameters live in \fB[cluster.fencing]\fR (defaults 500, 200ms and 1s); with fenced instances,
+safety parameters live in \fB[cluster.fencing]\fR too (defaults 500, 200ms and 1s); with fenced
+instances,
 \fBvigild \-\-check\-config\fR refuses a \fIsession_timeout\fR too short for them and names the
 shortest that works.
 .PP
 Failover time: a graceful stop or a preempting peer gets the VIPs at once (VIPs removed, znode
 deleted, the successor claims on the deletion event). After a crash the successor waits for the
-dead owner's session to expire: up to \fIsession_timeout\fR after its last keep\-alive (one every
-third of the timeout). If the crashed node was also the Raft leader, the survivors first elect a
+dead owner's session to expire: \fIsession_timeout\fR after its last keep\-alive, so between
+\fIsession_timeout\fR \(mi \fIkeepalive_interval\fR and \fIsession_timeout\fR after the crash
+(VRRP needs 3\(en3.6 s to notice it at 1 s adverts, so the defaults add little). If the crashed node was also the Raft leader, the survivors first elect a
 new one (openraft waits out the old leader's lease, \fIelection_timeout_max\fR, plus a random
 election timeout), and the new leader gives every session a full timeout from its take\-over.
 .SH FILES

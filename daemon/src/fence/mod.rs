@@ -67,7 +67,8 @@ pub struct FenceSettings {
 }
 
 impl FenceSettings {
-    /// The defaults (500 ppm drift, 200 ms margin, 1 s kernel slack) for `node_name`.
+    /// The defaults (500 ppm drift, 200 ms margin, keep-alives every 250 ms, 1 s kernel slack)
+    /// for `node_name`.
     pub fn new(node_name: impl Into<String>, session_timeout: Duration) -> FenceSettings {
         FenceSettings {
             node_name: node_name.into(),
@@ -77,15 +78,17 @@ impl FenceSettings {
         }
     }
 
-    /// `[cluster]`'s session timeout and `[cluster.fencing]` parameters, for `node_name`.
+    /// `[cluster.fencing]`: the session timeout, keep-alive interval and safety parameters, for
+    /// `node_name`.
     pub fn from_cluster(node_name: impl Into<String>, cluster: &conf::Cluster) -> FenceSettings {
         let params = cluster.fencing;
         FenceSettings {
             node_name: node_name.into(),
-            session_timeout: cluster.session_timeout,
+            session_timeout: params.session_timeout,
             lease: LeaseConfig {
                 max_drift_ppm: params.max_clock_drift_ppm,
                 margin: params.margin,
+                keepalive_interval: params.keepalive_interval,
             },
             claim: ClaimConfig {
                 kernel_slack: params.kernel_slack,

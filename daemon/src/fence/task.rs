@@ -471,7 +471,7 @@ impl Fencer {
     /// the keep-alive interval or the VIPs flap between refreshes.
     fn check_kernel_lifetime(&self, lease: &Lease) {
         let slack = self.settings.claim.kernel_slack;
-        let needed = slack + Duration::from_secs(1) + lease.timeout() / 3;
+        let needed = slack + Duration::from_secs(1) + lease.keepalive_interval();
         if lease.budget() < needed {
             tracing::error!(
                 timeout = ?lease.timeout(),
@@ -480,7 +480,7 @@ impl Fencer {
                 "the session timeout is too short for fenced VIPs: their kernel lifetime \
                  (whole seconds, plus up to the kernel slack of lateness) must fit in the lease \
                  and outlast the keep-alive interval; VIPs will not be added or will flap \
-                 (about 4 s or more works)"
+                 (`vigild --check-config` names the shortest timeout that works)"
             );
         }
     }

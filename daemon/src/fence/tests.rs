@@ -186,11 +186,13 @@ async fn the_fencing_loop_beats_for_the_watchdog_and_retires_on_shutdown() {
     node.shutdown().await.expect("shutdown");
 }
 
-/// `[cluster.fencing]` reaches the lease and the claims: the budget arithmetic and the kernel
-/// lifetimes use the configured values, not the defaults.
+/// `[cluster.fencing]` reaches the lease and the claims: the session timeout, the keep-alive
+/// interval, the budget arithmetic and the kernel lifetimes use the configured values, not the
+/// defaults, and `[cluster] session_timeout` (the clients' default) does not leak in.
 #[test]
 fn fencing_parameters_come_from_the_cluster_section() {
-    let toml = "[cluster]\nnode_id = 1\nsession_timeout = \"6s\"\n[cluster.fencing]\n\
+    let toml = "[cluster]\nnode_id = 1\nsession_timeout = \"20s\"\n[cluster.fencing]\n\
+                session_timeout = \"6s\"\nkeepalive_interval = \"400ms\"\n\
                 max_clock_drift_ppm = 1000\nmargin = \"300ms\"\nkernel_slack = \"2s\"\n";
     let config = conf::load_str(toml, "test.toml").expect("test config");
     let cluster = config.cluster.expect("cluster");
@@ -199,21 +201,27 @@ fn fencing_parameters_come_from_the_cluster_section() {
     assert_eq!(settings.session_timeout, Duration::from_secs(6));
     assert_eq!(settings.lease.max_drift_ppm, 1000);
     assert_eq!(settings.lease.margin, Duration::from_millis(300));
+    assert_eq!(
+        settings.lease.keepalive_interval,
+        Duration::from_millis(400)
+    );
     assert_eq!(settings.claim.kernel_slack, Duration::from_secs(2));
     assert_eq!(
         settings.claim.retry,
         vigil_fence::ClaimConfig::default().retry
     );
-    // The lease built from them has the budget conf computes.
+    // The lease built from them has the budget and keep-alive interval conf computes.
+    let timeout = cluster.fencing.session_timeout;
     let lease = vigil_fence::Lease::new(
         settings.lease,
         vigil_fence::SessionId(1),
-        cluster.session_timeout,
+        timeout,
         std::time::Instant::now(),
     )
     .expect("valid parameters");
+    assert_eq!(Some(lease.budget()), cluster.fencing.lease_budget(timeout));
     assert_eq!(
-        Some(lease.budget()),
-        cluster.fencing.lease_budget(cluster.session_timeout)
+        lease.keepalive_interval(),
+        cluster.fencing.keepalive_for(timeout)
     );
 }

@@ -30,10 +30,11 @@ const ECHO_PORT: u16 = 9999;
 /// Control API port; each host has its own loopback, so all use the same one.
 const API_PORT: u16 = 7400;
 const RAFT_PORT: u16 = 7401;
-/// Coordination session timeout: a crashed owner's VIPs move after this. Fenced VIPs carry a
-/// kernel lifetime inside the lease, so it cannot be much shorter (with the default
-/// `[cluster.fencing]`, `--check-config` refuses less than about 3.3 s).
-const SESSION: Duration = Duration::from_secs(4);
+/// `[cluster.fencing] session_timeout` (vigild's default, written out for the explanation
+/// printed after the kill): a crashed owner's VIPs move after this. Fenced VIPs carry a kernel
+/// lifetime inside the lease, so it cannot be much shorter (with the default keep-alives every
+/// 250 ms, `--check-config` refuses less than about 2.45 s).
+const SESSION: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     if !root_available("vigil-demo") {
@@ -159,7 +160,7 @@ fn run() -> anyhow::Result<()> {
          but with\n  quorum fencing lb2 may claim the VIP only once lb1's coordination session \
          has expired at\n  the quorum: lb1 might be alive but cut off, and its VIP's kernel \
          lifetime ends inside its\n  lease, so two holders never overlap. The session ends \
-         session_timeout ({} s) after lb1's last\n  keep-alive (one every third of it), {}",
+         session_timeout ({} s) after lb1's last\n  keep-alive (one every 250 ms), {}",
         SESSION.as_secs(),
         match led {
             Some(true) => {
@@ -254,9 +255,9 @@ fn node_config(host: &Host, id: u64, peers: &[(u64, String)], state: &Path) -> S
         "[global]\nnode_name = \"{name}\"\nlog_format = \"plain\"\nstate_dir = \"{dir}\"\n\n\
          [api]\nlisten = \"127.0.0.1:{API_PORT}\"\n\n\
          [cluster]\nnode_id = {id}\nraft_listen = \"{ip}:{RAFT_PORT}\"\ndata_dir = \"{dir}/coord\"\n\
-         witness = {witness}\nsession_timeout = \"{session}s\"\nsession_timeout_min = \"{session}s\"\n\
+         witness = {witness}\n\
          heartbeat_interval = \"100ms\"\nelection_timeout_min = \"500ms\"\n\
-         election_timeout_max = \"1s\"\n",
+         election_timeout_max = \"1s\"\n[cluster.fencing]\nsession_timeout = \"{session}s\"\n",
         session = SESSION.as_secs(),
         name = host.name(),
         ip = host.ipv4(),

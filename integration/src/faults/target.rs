@@ -87,7 +87,7 @@ impl Voters {
 /// Tunables of the generated configs.
 #[derive(Debug, Clone, Copy)]
 pub struct Tuning {
-    /// Coordination session timeout (`[cluster] session_timeout`).
+    /// Fencing session timeout (`[cluster.fencing] session_timeout`).
     pub session_timeout: Duration,
     /// VRRP advert interval.
     pub advert: Duration,
@@ -181,9 +181,9 @@ fn cluster_section(node: Node, voters: &Voters, tuning: Tuning) -> String {
     let id = |n: Node| n as usize + 1;
     let mut c = format!(
         "[cluster]\nnode_id = {id}\nraft_listen = \"{addr}:{RAFT_PORT}\"\n\
-         session_timeout = \"{timeout}ms\"\nsession_timeout_min = \"{timeout}ms\"\n\
          heartbeat_interval = \"100ms\"\nelection_timeout_min = \"500ms\"\n\
-         election_timeout_max = \"1s\"\nwitness = {witness}\n",
+         election_timeout_max = \"1s\"\nwitness = {witness}\n\
+         [cluster.fencing]\nsession_timeout = \"{timeout}ms\"\n",
         id = id(node),
         addr = voters.host(node).ipv4(),
         timeout = tuning.session_timeout.as_millis(),
