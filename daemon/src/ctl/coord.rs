@@ -20,7 +20,7 @@ use vigil_coord::client::{Client, ClientConfig, ClientError, CreateOptions, Sess
 use vigil_coord::tree::Stat;
 use vigil_coord::watch::WatchKind;
 
-use super::{Cli, Target, print_stdout, to_json, token_exit_code};
+use super::{Cli, Target, print_stdout, runtime, to_json, token_exit_code};
 use crate::api::auth::ApiToken;
 use crate::exit;
 
@@ -237,15 +237,9 @@ pub(super) fn run(cli: &Cli, command: &CoordCommand) -> u8 {
         Ok(target) => target,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("vigilctl: cannot start the async runtime: {error}");
-            return exit::OSERR;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let client = match target.client() {

@@ -172,6 +172,17 @@ pub fn main() -> ExitCode {
     ExitCode::from(execute(&cli))
 }
 
+/// The single-threaded runtime every request runs on; `Err` is the exit code after saying why.
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("vigilctl: cannot start the async runtime: {error}");
+            exit::OSERR
+        })
+}
+
 fn execute(cli: &Cli) -> u8 {
     let json = match cli.command {
         Command::Completions { shell } => {
@@ -207,15 +218,9 @@ fn execute(cli: &Cli) -> u8 {
         eprintln!("vigilctl: the API token contains characters not allowed in an HTTP header");
         return exit::CONFIG;
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("vigilctl: cannot start the async runtime: {error}");
-            return exit::OSERR;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         match cli.command {
