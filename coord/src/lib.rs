@@ -42,7 +42,7 @@ pub mod zxid;
 
 pub use error::Error;
 pub use request::{Command, CreateMode, Op, OpResult, Request, Response, VersionedCommand};
-pub use session::{Session, SessionConfig, SessionId, SessionTracker};
+pub use session::{Liveness, Session, SessionConfig, SessionId, SessionTracker, TouchError};
 pub use state_machine::{SnapshotError, StateMachine};
 pub use tree::{DataTree, NodeKind, RestoreError, Stat};
 pub use watch::{ClientId, EventKind, Notification, Resume, WatchEvent, WatchKind, WatchManager};

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::session::{SessionConfig, SessionId};
+use crate::session::{Liveness, SessionConfig, SessionId};
 use crate::tree::Stat;
 
 /// What a log entry stores.
@@ -43,8 +43,9 @@ impl From<Command> for VersionedCommand {
 /// A replicated write. The leader builds it; every replica applies it identically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Open a session. Its id is the index of this entry. The timeout is already negotiated
-    /// (see [`Command::create_session`]) so that apply does not depend on any node's config.
+    /// Open a [`Liveness::Heartbeat`] session. Its id is the index of this entry. The timeout is
+    /// already negotiated (see [`Command::create_session`]) so that apply does not depend on any
+    /// node's config.
     CreateSession {
         /// Negotiated session timeout.
         timeout_ms: u32,
@@ -76,13 +77,40 @@ pub enum Command {
         /// Candidate paths.
         paths: Vec<String>,
     },
+    /// Like [`Command::CreateSession`], with the session's [`Liveness`]. A new variant rather
+    /// than a field of `CreateSession`, because entries are postcard (no field defaults) and old
+    /// ones must still decode; [`Command::create_session_with`] writes `CreateSession` for
+    /// heartbeat sessions, so members not yet upgraded still apply those. A member older than
+    /// this variant cannot decode it: as for batched entries (see [`crate::zxid`]), upgrade
+    /// every member before creating committed-writes sessions.
+    CreateSessionWith {
+        /// Negotiated session timeout.
+        timeout_ms: u32,
+        /// What keeps the session alive.
+        liveness: Liveness,
+    },
 }
 
 impl Command {
     /// A `CreateSession` with the client's requested timeout clamped to the configured bounds.
     pub fn create_session(requested_timeout_ms: u32, config: &SessionConfig) -> Command {
-        Command::CreateSession {
-            timeout_ms: config.clamp(requested_timeout_ms),
+        Command::create_session_with(requested_timeout_ms, Liveness::Heartbeat, config)
+    }
+
+    /// A session creation with the given liveness and the requested timeout clamped to the
+    /// configured bounds: `CreateSession` for a heartbeat session, `CreateSessionWith` otherwise.
+    pub fn create_session_with(
+        requested_timeout_ms: u32,
+        liveness: Liveness,
+        config: &SessionConfig,
+    ) -> Command {
+        let timeout_ms = config.clamp(requested_timeout_ms);
+        match liveness {
+            Liveness::Heartbeat => Command::CreateSession { timeout_ms },
+            Liveness::CommittedWrites => Command::CreateSessionWith {
+                timeout_ms,
+                liveness,
+            },
         }
     }
 }

@@ -1,10 +1,17 @@
 //! Sessions: the replicated session table with its retry deduplication, and (in [`tracker`]) the
-//! leader's in-memory liveness tracker.
+//! liveness tracker that decides expiries.
 //!
-//! Like ZooKeeper, heartbeats are not replicated: the leader alone tracks when it last heard from
-//! each session and writes an [`crate::Command::ExpireSession`] to the log when one times out.
-//! The replicated state only knows which sessions exist, their timeouts and their recent
-//! responses.
+//! A session's [`Liveness`] is fixed when it is created and replicated with it:
+//! - [`Liveness::Heartbeat`] (ZooKeeper's sessions): heartbeats are not replicated, the leader
+//!   alone tracks when it last heard from each session, and a new leader gives every such
+//!   session a full timeout from its take-over, since it cannot know what the old one heard.
+//! - [`Liveness::CommittedWrites`]: only the session's committed writes renew it. Every member
+//!   sees those in its log, so a new leader continues from when it applied the session's last
+//!   write instead of starting a full timeout; heartbeats are refused.
+//!
+//! Either way the leader writes an [`crate::Command::ExpireSession`] to the log when a session
+//! times out. The replicated state only knows which sessions exist, their timeouts and
+//! liveness, and their recent responses.
 
 pub mod tracker;
 
@@ -13,7 +20,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::tracker::SessionTracker;
+pub use self::tracker::{SessionTracker, TouchError};
 use crate::request::Response;
 
 /// A session id: the log index of the entry that created the session, so unique and the same
@@ -58,6 +65,22 @@ impl SessionConfig {
 /// of a write response (a path and a `Stat`, or one such per operation of a multi).
 pub const DEDUPE_WINDOW: usize = 16;
 
+/// What keeps a session alive; chosen at creation, replicated, never changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Liveness {
+    /// ZooKeeper's rule: heartbeats (and writes) the leader receives renew the session in its
+    /// memory. A new leader gives the session a full timeout from its take-over.
+    #[default]
+    Heartbeat,
+    /// Only the session's writes renew it (any session-bound write, `sync` included), as each
+    /// member applies them; heartbeats are refused. The leader expires the session a timeout
+    /// after it applied the session's last write, and a new leader continues from its own apply
+    /// times instead of granting a full timeout (see [`tracker`] for why that is safe). Made
+    /// for leases that are renewed by committed writes anyway, like vigil's quorum fencing.
+    CommittedWrites,
+}
+
 /// A live session in the replicated state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -68,6 +91,28 @@ pub struct Session {
     /// The highest request id evicted from `recent`. A request id at or below it that is not in
     /// `recent` may have been applied already, so it is refused.
     floor: Option<u64>,
+    /// What keeps it alive. Last, so that the fields before it encode as in [`LegacySession`].
+    liveness: Liveness,
+}
+
+/// A session as snapshots before [`Liveness`] stored it (postcard has no field defaults: an
+/// added field is a new format). Every such session is a heartbeat session.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LegacySession {
+    timeout_ms: u32,
+    recent: BTreeMap<u64, Response>,
+    floor: Option<u64>,
+}
+
+impl From<LegacySession> for Session {
+    fn from(old: LegacySession) -> Self {
+        Session {
+            timeout_ms: old.timeout_ms,
+            recent: old.recent,
+            floor: old.floor,
+            liveness: Liveness::Heartbeat,
+        }
+    }
 }
 
 /// What the dedupe window says about a request id.
@@ -82,12 +127,18 @@ pub(crate) enum Seen {
 }
 
 impl Session {
-    pub(crate) fn new(timeout_ms: u32) -> Session {
+    pub(crate) fn new(timeout_ms: u32, liveness: Liveness) -> Session {
         Session {
             timeout_ms,
             recent: BTreeMap::new(),
             floor: None,
+            liveness,
         }
+    }
+
+    /// What keeps the session alive.
+    pub fn liveness(&self) -> Liveness {
+        self.liveness
     }
 
     pub(crate) fn lookup(&self, request_id: u64) -> Seen {
@@ -112,7 +163,7 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use super::{DEDUPE_WINDOW, Seen, Session, SessionConfig};
+    use super::{DEDUPE_WINDOW, Liveness, Seen, Session, SessionConfig};
     use crate::request::Response;
 
     #[test]
@@ -128,7 +179,7 @@ mod tests {
 
     #[test]
     fn window_remembers_recent_and_refuses_forgotten() {
-        let mut s = Session::new(1000);
+        let mut s = Session::new(1000, Liveness::Heartbeat);
         let n = DEDUPE_WINDOW as u64 + 4;
         for id in 1..=n {
             assert_eq!(s.lookup(id), Seen::New);

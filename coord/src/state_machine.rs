@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::request::{Command, OpResult, Request, Response};
-use crate::session::{Seen, Session, SessionId};
+use crate::session::{LegacySession, Liveness, Seen, Session, SessionId};
 use crate::tree::txn::Txn;
 use crate::tree::{DataTree, LegacyTree, RestoreError, TreeIn};
 use crate::watch::WatchEvent;
@@ -53,16 +53,19 @@ pub struct SnapshotError(#[from] postcard::Error);
 
 /// The snapshot format, versioned like log entries. Written from borrowed state (no clone of
 /// a million nodes), read back into owned state; both encode identically. `V2` lists the tree
-/// as breadth-first (parent, name, node) records (see `tree/snapshot.rs`); `V1`, full paths,
-/// is still read so that a member restarts from the snapshot an older version wrote, and never
-/// written. An older binary refuses a `V2` snapshot ("snapshot does not decode"), so a mixed
-/// cluster must not exchange snapshots: upgrade every member before the next snapshot install.
+/// as breadth-first (parent, name, node) records (see `tree/snapshot.rs`); `V3` is `V2` with
+/// each session's [`Liveness`]. `V1` (full paths) and `V2` are still read, so that a member
+/// restarts from the snapshot an older version wrote, and never written. An older binary
+/// refuses a newer snapshot ("snapshot does not decode"), so a mixed cluster must not exchange
+/// snapshots: upgrade every member before the next snapshot install.
 #[derive(Serialize)]
 enum SnapshotOut<'a> {
-    /// Holds the old format's variant number; never written.
+    /// Holds the old formats' variant numbers; never written.
     #[allow(dead_code)]
     V1,
-    V2 {
+    #[allow(dead_code)]
+    V2,
+    V3 {
         last_applied: u64,
         last_time_ms: u64,
         sessions: &'a BTreeMap<SessionId, Session>,
@@ -75,10 +78,16 @@ enum SnapshotIn {
     V1 {
         last_applied: u64,
         last_time_ms: u64,
-        sessions: BTreeMap<SessionId, Session>,
+        sessions: BTreeMap<SessionId, LegacySession>,
         tree: LegacyTree,
     },
     V2 {
+        last_applied: u64,
+        last_time_ms: u64,
+        sessions: BTreeMap<SessionId, LegacySession>,
+        tree: TreeIn,
+    },
+    V3 {
         last_applied: u64,
         last_time_ms: u64,
         sessions: BTreeMap<SessionId, Session>,
@@ -110,6 +119,15 @@ impl StateMachine {
     /// Every live session with its timeout, for [`crate::SessionTracker::on_become_leader`].
     pub fn sessions(&self) -> impl Iterator<Item = (SessionId, u32)> + '_ {
         self.sessions.iter().map(|(id, s)| (*id, s.timeout_ms))
+    }
+
+    /// The live sessions of `liveness` with their timeouts (for
+    /// [`crate::SessionTracker::on_state_replaced`], the [`Liveness::CommittedWrites`] ones).
+    pub fn sessions_of(&self, liveness: Liveness) -> impl Iterator<Item = (SessionId, u32)> + '_ {
+        self.sessions
+            .iter()
+            .filter(move |(_, s)| s.liveness() == liveness)
+            .map(|(id, s)| (*id, s.timeout_ms))
     }
 
     /// Watch events of the entries applied since the last call, in order. The shell feeds them
@@ -161,18 +179,12 @@ impl StateMachine {
     fn apply_at(&mut self, zxid: u64, time: u64, cmd: Command) -> Response {
         match cmd {
             Command::CreateSession { timeout_ms } => {
-                // Zxid 0 would make session id 0, which `Stat::ephemeral_owner` uses for "none"
-                // (openraft puts its initial membership at index 0 anyway).
-                if timeout_ms == 0 || zxid == 0 {
-                    return Response::Error(Error::BadArguments);
-                }
-                let id = SessionId(zxid);
-                self.sessions.insert(id, Session::new(timeout_ms));
-                Response::SessionCreated {
-                    session: id,
-                    timeout_ms,
-                }
+                self.create_session(zxid, timeout_ms, Liveness::Heartbeat)
             }
+            Command::CreateSessionWith {
+                timeout_ms,
+                liveness,
+            } => self.create_session(zxid, timeout_ms, liveness),
             Command::CloseSession { session } | Command::ExpireSession { session } => {
                 if self.sessions.remove(&session).is_none() {
                     return Response::Error(Error::SessionExpired);
@@ -219,6 +231,20 @@ impl StateMachine {
         }
     }
 
+    fn create_session(&mut self, zxid: u64, timeout_ms: u32, liveness: Liveness) -> Response {
+        // Zxid 0 would make session id 0, which `Stat::ephemeral_owner` uses for "none"
+        // (openraft puts its initial membership at index 0 anyway).
+        if timeout_ms == 0 || zxid == 0 {
+            return Response::Error(Error::BadArguments);
+        }
+        let id = SessionId(zxid);
+        self.sessions.insert(id, Session::new(timeout_ms, liveness));
+        Response::SessionCreated {
+            session: id,
+            timeout_ms,
+        }
+    }
+
     fn write(&mut self, zxid: u64, time: u64, session: SessionId, request: Request) -> Response {
         let mut txn = Txn::begin(&mut self.tree, zxid, time, session);
         match request {
@@ -257,7 +283,7 @@ impl StateMachine {
     }
 
     fn snapshot_out(&self) -> SnapshotOut<'_> {
-        SnapshotOut::V2 {
+        SnapshotOut::V3 {
             last_applied: self.last_applied,
             last_time_ms: self.last_time_ms,
             sessions: &self.sessions,
@@ -287,18 +313,26 @@ impl StateMachine {
     pub fn restore(bytes: &[u8]) -> Result<StateMachine, RestoreError> {
         let decoded =
             postcard::from_bytes(bytes).map_err(|e| RestoreError::Decode(e.to_string()))?;
-        let (SnapshotIn::V1 {
-            last_applied,
-            last_time_ms,
-            sessions,
-            tree: LegacyTree(tree),
-        }
-        | SnapshotIn::V2 {
-            last_applied,
-            last_time_ms,
-            sessions,
-            tree: TreeIn(tree),
-        }) = decoded;
+        let (last_applied, last_time_ms, sessions, tree) = match decoded {
+            SnapshotIn::V1 {
+                last_applied,
+                last_time_ms,
+                sessions,
+                tree: LegacyTree(tree),
+            }
+            | SnapshotIn::V2 {
+                last_applied,
+                last_time_ms,
+                sessions,
+                tree: TreeIn(tree),
+            } => (last_applied, last_time_ms, upgrade(sessions), tree),
+            SnapshotIn::V3 {
+                last_applied,
+                last_time_ms,
+                sessions,
+                tree: TreeIn(tree),
+            } => (last_applied, last_time_ms, sessions, tree),
+        };
         let tree = tree?;
         if let Some(owner) = tree.ephemeral_owners().find(|s| !sessions.contains_key(s)) {
             return Err(RestoreError::Sessions(format!(
@@ -313,6 +347,14 @@ impl StateMachine {
             events: Vec::new(),
         })
     }
+}
+
+/// Sessions of a snapshot written before [`Liveness`]: all heartbeat sessions.
+fn upgrade(sessions: BTreeMap<SessionId, LegacySession>) -> BTreeMap<SessionId, Session> {
+    sessions
+        .into_iter()
+        .map(|(id, s)| (id, Session::from(s)))
+        .collect()
 }
 
 #[cfg(test)]

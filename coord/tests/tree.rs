@@ -5,6 +5,8 @@
 mod batch;
 #[path = "tree/cleanup.rs"]
 mod cleanup;
+#[path = "tree/committed_writes.rs"]
+mod committed_writes;
 #[path = "tree/common.rs"]
 mod common;
 #[path = "tree/model.rs"]

@@ -72,8 +72,9 @@ enum Fault {
     Pause { node: usize, until: u64 },
     /// SIGKILL, restarted at `until` as a new process.
     Crash { node: usize, until: u64 },
-    /// No coordination leader: requests are lost, nothing expires; the new leader gives every
-    /// session a full timeout.
+    /// No coordination leader: requests are lost, nothing expires. The fencing session is a
+    /// committed-writes one, so the new leader keeps every session's expiry (a timeout after its
+    /// last keep-alive) and ends at once those already past it.
     Election { until: u64 },
 }
 
@@ -521,14 +522,10 @@ impl World {
     }
 
     fn run_quorum(&mut self) {
-        let timeout = SESSION_TIMEOUT.as_micros() as u64;
         let leader = self.now >= self.quorum.no_leader_until;
-        if leader && self.quorum.no_leader_until != 0 && self.now == self.quorum.no_leader_until {
-            // The new leader gives every session a full timeout.
-            for s in self.quorum.sessions.values_mut() {
-                s.expiry = s.expiry.max(self.now + timeout);
-            }
-        }
+        // A new leader keeps the expiries: they are a timeout after each session's last committed
+        // keep-alive, which this model takes at the quorum's receipt of it (the earliest the
+        // real apply-time rule can give, so the hardest case for the lease).
         if leader {
             let expired: Vec<SessionId> = self
                 .quorum

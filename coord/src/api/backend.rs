@@ -13,7 +13,9 @@
 //!   read started (openraft `ensure_linearizable` / read-index, then wait until applied);
 //!   [`Consistency::Stale`] reads serve the local tree as is.
 //! - **`heartbeat`**: leader-local (`SessionTracker::touch`); a follower forwards it or returns
-//!   `NotLeader`. Unknown or expiring sessions are [`crate::Error::SessionExpired`].
+//!   `NotLeader`. Unknown or expiring sessions are [`crate::Error::SessionExpired`]; a
+//!   [`crate::Liveness::CommittedWrites`] session's heartbeat is refused as
+//!   [`ApiError::BadRequest`] (only its committed writes renew it).
 //! - **`subscribe_events`**: every applied entry, in log order, as [`BackendEvent::Applied`]
 //!   (with the entry's index even when it produced no watch event, so the API knows how far the
 //!   node has applied), and [`BackendEvent::SnapshotInstalled`] when the state machine was

@@ -17,7 +17,7 @@ use super::backend::{
     Backend, BackendEvent, ClusterStatus, Consistency, Member, MembershipChange, Role,
 };
 use crate::request::{Command, Response};
-use crate::session::{SessionConfig, SessionId, SessionTracker};
+use crate::session::{Liveness, SessionConfig, SessionId, SessionTracker, TouchError};
 use crate::state_machine::StateMachine;
 use crate::tree::{Stat, path};
 
@@ -59,7 +59,7 @@ impl LocalBackend {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     sm: StateMachine::new(),
-                    tracker: SessionTracker::new(),
+                    tracker: leader_tracker(),
                 }),
                 events,
                 timer: Mutex::new(None),
@@ -81,6 +81,14 @@ impl LocalBackend {
     pub fn with_state_machine<T>(&self, f: impl FnOnce(&StateMachine) -> T) -> T {
         f(&self.state().sm)
     }
+}
+
+/// The only member is the leader, and applies every entry as soon as it is committed.
+fn leader_tracker() -> SessionTracker {
+    let mut tracker = SessionTracker::new();
+    tracker.on_become_leader(Instant::now(), []);
+    tracker.on_own_term_applied();
+    tracker
 }
 
 fn lock(inner: &Inner) -> MutexGuard<'_, State> {
@@ -111,6 +119,10 @@ fn apply(inner: &Inner, state: &mut State, cmd: Command) -> Response {
         Command::CloseSession { session } | Command::ExpireSession { session } => Some(*session),
         _ => None,
     };
+    let liveness = match &cmd {
+        Command::CreateSessionWith { liveness, .. } => *liveness,
+        _ => Liveness::Heartbeat,
+    };
     // A batch of one, so zxids are composite as on a replicated node (see `crate::zxid`).
     let response = state
         .sm
@@ -121,7 +133,14 @@ fn apply(inner: &Inner, state: &mut State, cmd: Command) -> Response {
         Response::SessionCreated {
             session,
             timeout_ms,
-        } => state.tracker.add(*session, *timeout_ms, now),
+        } => match liveness {
+            Liveness::Heartbeat => state.tracker.add(*session, *timeout_ms, now),
+            Liveness::CommittedWrites => {
+                state
+                    .tracker
+                    .add_committed_writes(*session, *timeout_ms, now);
+            }
+        },
         Response::SessionClosed => {
             if let Some(session) = ended {
                 state.tracker.remove(session);
@@ -130,7 +149,9 @@ fn apply(inner: &Inner, state: &mut State, cmd: Command) -> Response {
         _ => {
             if let Some(session) = touched {
                 // A write is proof of life, as in ZooKeeper; an unknown session stays unknown.
-                let _ = state.tracker.touch(session, now);
+                // Received, committed and applied are one moment here.
+                let _ = state.tracker.on_write_received(session, now);
+                state.tracker.on_write_applied(session, now);
             }
         }
     }
@@ -214,7 +235,10 @@ impl Backend for LocalBackend {
         self.state()
             .tracker
             .touch(session, Instant::now())
-            .map_err(ApiError::from)
+            .map_err(|e| match e {
+                TouchError::SessionExpired => ApiError::from(crate::Error::SessionExpired),
+                TouchError::RenewedByWrites => ApiError::BadRequest(e.to_string()),
+            })
     }
 
     fn subscribe_events(&self) -> broadcast::Receiver<BackendEvent> {

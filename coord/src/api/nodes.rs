@@ -80,7 +80,7 @@ pub(crate) async fn create_session(
     State(s): State<AppState>,
     JsonBody(body): JsonBody<CreateSessionJson>,
 ) -> Handler<(StatusCode, Json<SessionJson>)> {
-    let cmd = Command::create_session(body.timeout_ms, &s.config.sessions);
+    let cmd = Command::create_session_with(body.timeout_ms, body.liveness, &s.config.sessions);
     match s.backend.write(cmd).await? {
         Response::SessionCreated {
             session,
@@ -90,6 +90,7 @@ pub(crate) async fn create_session(
             Json(SessionJson {
                 session: session.0,
                 timeout_ms,
+                liveness: body.liveness,
             }),
         )),
         Response::Error(e) => Err(ApiError::from(e).into()),

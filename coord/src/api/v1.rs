@@ -2,8 +2,8 @@
 //!
 //! | Method and path                         | Operation                                  |
 //! |-----------------------------------------|--------------------------------------------|
-//! | `POST /v1/sessions`                     | open a session `{timeout_ms}`              |
-//! | `POST /v1/sessions/{id}/heartbeat`      | keep it alive                              |
+//! | `POST /v1/sessions`                     | open a session `{timeout_ms, liveness?}`   |
+//! | `POST /v1/sessions/{id}/heartbeat`      | keep a heartbeat session alive             |
 //! | `DELETE /v1/sessions/{id}`              | close it (ephemerals go)                   |
 //! | `PUT /v1/nodes/{path}`                  | create (flags, data)                       |
 //! | `POST /v1/nodes/{path}`                 | set data `{data|text, version}`            |

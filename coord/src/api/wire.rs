@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use crate::request::{CreateMode, Op, OpResult};
+use crate::session::Liveness;
 use crate::tree::Stat;
 use crate::watch::{EventKind, WatchKind};
 
@@ -63,6 +64,11 @@ impl DataJson {
 pub struct CreateSessionJson {
     /// Requested timeout; the server clamps it to its bounds.
     pub timeout_ms: u32,
+    /// What keeps the session alive: `"heartbeat"` (the default: `POST .../heartbeat`) or
+    /// `"committed_writes"` (only the session's writes, `sync` included; heartbeats are refused
+    /// with 400, and a new leader does not grant a full timeout). See [`Liveness`].
+    #[serde(default)]
+    pub liveness: Liveness,
 }
 
 /// A session as the server granted it.
@@ -72,6 +78,9 @@ pub struct SessionJson {
     pub session: u64,
     /// Negotiated timeout.
     pub timeout_ms: u32,
+    /// What keeps it alive, as requested (absent from older servers: heartbeat).
+    #[serde(default)]
+    pub liveness: Liveness,
 }
 
 /// Node creation flags and data (`PUT /v1/nodes/...`, and `create` in a multi).

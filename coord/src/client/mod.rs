@@ -28,7 +28,7 @@ pub use self::session::{CreateOptions, Session, SessionState};
 pub use self::watch::{WatchNotice, Watcher};
 use crate::api::wire::{ChildrenJson, NodeJson, SessionJson, StatJson};
 use crate::api::{ClusterStatus, Consistency, MembershipChange};
-use crate::session::SessionId;
+use crate::session::{Liveness, SessionId};
 use crate::tree::Stat;
 use crate::watch::WatchKind;
 
@@ -77,7 +77,22 @@ impl Client {
     /// request id: if a response is lost and the call retried, the first session is orphaned
     /// and expires after its timeout.
     pub async fn create_session(&self, timeout_ms: u32) -> Result<SessionJson, ClientError> {
-        let body = crate::api::wire::CreateSessionJson { timeout_ms };
+        self.create_session_with(timeout_ms, Liveness::Heartbeat)
+            .await
+    }
+
+    /// Like [`Client::create_session`] with a chosen [`Liveness`]. A
+    /// [`Liveness::CommittedWrites`] session is kept alive by the caller's writes (a session-bound
+    /// `sync` will do), never by heartbeats.
+    pub async fn create_session_with(
+        &self,
+        timeout_ms: u32,
+        liveness: Liveness,
+    ) -> Result<SessionJson, ClientError> {
+        let body = crate::api::wire::CreateSessionJson {
+            timeout_ms,
+            liveness,
+        };
         self.transport
             .call(Method::POST, "/v1/sessions", &[], Some(&body))
             .await

@@ -26,6 +26,7 @@ impl CoordNode {
                 leader: leader.and_then(|id| self.status().voters.get(&id).cloned()),
             },
             CoordError::SessionExpired => ApiError::from(Error::SessionExpired),
+            CoordError::RenewedByWrites => ApiError::BadRequest(e.to_string()),
             // Both leave the outcome unknown; the client retries with the same request id.
             CoordError::Timeout(_) | CoordError::ConnectionLost(_) => ApiError::Timeout,
             other => ApiError::Unavailable(other.to_string()),

@@ -3,10 +3,10 @@
 //! One task per node watches openraft's metrics, and on every node triggers a snapshot once
 //! `snapshot_every` commands were applied since the last one (openraft's own policy counts
 //! entries, which batching makes much larger). When this node becomes leader it gives every
-//! session a full timeout ([`crate::SessionTracker::on_become_leader`]); while leader it
-//! proposes `ExpireSession` for sessions whose deadline passed and, every `reap_interval`,
-//! `Reap` for empty containers and expired TTL nodes; when it stops leading it forgets the
-//! deadlines.
+//! heartbeat session a full timeout ([`crate::SessionTracker::on_become_leader`]; committed-writes
+//! sessions keep the deadlines every member tracks); while leader it proposes `ExpireSession`
+//! for sessions whose deadline passed and, every `reap_interval`, `Reap` for empty containers
+//! and expired TTL nodes; when it stops leading it forgets the heartbeat deadlines.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,8 @@ pub(super) async fn run(inner: Arc<Inner>) {
     let mut stop = inner.stop.subscribe();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut leading = false;
+    // The term this node leads, if it does.
+    let mut leading: Option<u64> = None;
     let mut last_reap = Instant::now();
     let mut last_retry = Instant::now();
     loop {
@@ -37,20 +38,25 @@ pub(super) async fn run(inner: Arc<Inner>) {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
-        let is_leader = {
+        let leads = {
             let m = metrics.borrow_and_update();
-            m.state == ServerState::Leader && m.current_leader == Some(inner.id)
+            (m.state == ServerState::Leader && m.current_leader == Some(inner.id))
+                .then_some(m.current_term)
         };
-        if is_leader != leading {
-            leading = is_leader;
-            if leading {
+        if leads != leading {
+            // A new term while leading means this node lost and regained leadership between
+            // two looks: the tracker must start over for the new term too.
+            if leading.is_some() {
+                inner.store.step_down();
+            }
+            leading = leads;
+            if let Some(term) = leading {
                 tracing::info!(
                     node = inner.id,
-                    "leading: every session gets a full timeout"
+                    term,
+                    "leading: every heartbeat session gets a full timeout"
                 );
-                inner.store.become_leader(Instant::now());
-            } else {
-                inner.store.step_down();
+                inner.store.become_leader(Instant::now(), term);
             }
         }
         if inner.store.commands_since_snapshot() >= inner.config.snapshot_every {
@@ -58,7 +64,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
             // runs, and the count restarts when the build encodes the state.
             let _ = inner.raft.trigger().snapshot().await;
         }
-        if !leading {
+        if leading.is_none() {
             continue;
         }
         let now = Instant::now();

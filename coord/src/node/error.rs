@@ -18,6 +18,10 @@ pub enum CoordError {
     /// The session is unknown or being expired.
     #[error("session expired")]
     SessionExpired,
+    /// A heartbeat for a [`crate::Liveness::CommittedWrites`] session, which only its committed
+    /// writes renew: refused, so that a client relying on heartbeats learns at once.
+    #[error("session is renewed by its committed writes only, not by heartbeats")]
+    RenewedByWrites,
     /// No outcome in time. For a write this is ambiguous: it may still commit, so a client
     /// retries with the same request id (the dedupe window makes that safe).
     #[error("no outcome within {0:?}")]
@@ -61,6 +65,7 @@ impl From<ForwardError> for CoordError {
         match e {
             ForwardError::NotLeader { leader } => CoordError::NotLeader { leader },
             ForwardError::SessionExpired => CoordError::SessionExpired,
+            ForwardError::RenewedByWrites => CoordError::RenewedByWrites,
             ForwardError::Failed(why) => CoordError::Unavailable(why),
         }
     }
@@ -86,6 +91,7 @@ impl CoordError {
         match self {
             CoordError::NotLeader { leader } => ForwardError::NotLeader { leader: *leader },
             CoordError::SessionExpired => ForwardError::SessionExpired,
+            CoordError::RenewedByWrites => ForwardError::RenewedByWrites,
             other => ForwardError::Failed(other.to_string()),
         }
     }

@@ -21,7 +21,9 @@
 //!   waits until it has applied that far, then reads its own tree. On the leader, concurrent
 //!   read-index requests (local or forwarded) share quorum rounds (`read_batch`), and writes
 //!   arriving while earlier ones are in flight share one log entry (`write_batch`);
-//! - session heartbeats are forwarded to the leader, whose tracker alone decides expiry.
+//! - session heartbeats are forwarded to the leader, whose tracker alone decides expiry (of a
+//!   heartbeat session; a [`Liveness::CommittedWrites`] session lives on its committed writes,
+//!   which every member tracks, so a new leader does not restart its timeout).
 //!
 //! Failures that say nothing was done (`NotLeader`, `Unavailable`) and a connection to the
 //! leader that broke mid-request (`ConnectionLost`) are retried against the current leader until
@@ -56,7 +58,7 @@ use crate::raft::network::{self, NetworkFactory, PeerTls, Peers};
 use crate::raft::types::TypeConfig;
 use crate::raft::{LogStore, SmEvent, ZnodeStore};
 use crate::request::{Command, Response};
-use crate::session::SessionId;
+use crate::session::{Liveness, SessionId};
 use crate::state_machine::StateMachine;
 
 /// How often a waiting request re-checks who the leader is.
@@ -219,9 +221,21 @@ impl CoordNode {
         self.inner.store.read(f)
     }
 
-    /// Opens a session with the requested timeout (clamped to the configured bounds).
+    /// Opens a heartbeat session with the requested timeout (clamped to the configured bounds).
     pub async fn create_session(&self, timeout_ms: u32) -> Result<(SessionId, u32), CoordError> {
-        let cmd = Command::create_session(timeout_ms, &self.inner.config.sessions);
+        self.create_session_with(timeout_ms, Liveness::Heartbeat)
+            .await
+    }
+
+    /// Opens a session of the given [`Liveness`] with the requested timeout (clamped to the
+    /// configured bounds). A [`Liveness::CommittedWrites`] session lives on its writes (a
+    /// session-bound `Request::Sync` will do); [`CoordNode::heartbeat`] refuses it.
+    pub async fn create_session_with(
+        &self,
+        timeout_ms: u32,
+        liveness: Liveness,
+    ) -> Result<(SessionId, u32), CoordError> {
+        let cmd = Command::create_session_with(timeout_ms, liveness, &self.inner.config.sessions);
         match self.write(cmd).await? {
             Response::SessionCreated {
                 session,
@@ -233,7 +247,9 @@ impl CoordNode {
         }
     }
 
-    /// The session is alive: the leader's tracker moves its deadline.
+    /// The heartbeat session is alive: the leader's tracker moves its deadline.
+    /// [`CoordError::RenewedByWrites`] for a [`Liveness::CommittedWrites`] session, which only
+    /// its committed writes renew.
     pub async fn heartbeat(&self, session: SessionId) -> Result<(), CoordError> {
         self.inner.heartbeat(session).await
     }

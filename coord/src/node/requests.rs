@@ -9,7 +9,7 @@ use openraft::ServerState;
 use super::{CoordError, Inner, LEADER_POLL};
 use crate::raft::network::{self, PeerRequest, PeerResponse};
 use crate::request::{Command, Response};
-use crate::session::SessionId;
+use crate::session::{SessionId, TouchError};
 
 impl Inner {
     /// The current leader, waiting for one until `deadline`.
@@ -127,12 +127,14 @@ impl Inner {
         timeout: Duration,
     ) -> Result<Response, CoordError> {
         if let Command::Write { session, .. } = &cmd {
-            // A request is as good as a heartbeat (ZooKeeper touches the session too).
-            let _ = self
-                .store
+            // A request is as good as a heartbeat (ZooKeeper touches the session too), and a
+            // committed-writes session counts it from now on; one whose expiry this leader
+            // decided already gets no more writes (see `crate::session::tracker`).
+            self.store
                 .sessions()
                 .tracker
-                .touch(*session, Instant::now());
+                .on_write_received(*session, Instant::now())
+                .map_err(|_| CoordError::SessionExpired)?;
         }
         // Batched with the other commands arriving meanwhile (see `write_batch`).
         self.writes
@@ -208,6 +210,9 @@ impl Inner {
         sessions
             .tracker
             .touch(session, Instant::now())
-            .map_err(|_| CoordError::SessionExpired)
+            .map_err(|e| match e {
+                TouchError::SessionExpired => CoordError::SessionExpired,
+                TouchError::RenewedByWrites => CoordError::RenewedByWrites,
+            })
     }
 }

@@ -198,6 +198,7 @@ fn payload_bytes(cmd: &Command) -> usize {
         },
         Command::Reap { paths } => paths.iter().map(String::len).sum(),
         Command::CreateSession { .. }
+        | Command::CreateSessionWith { .. }
         | Command::CloseSession { .. }
         | Command::ExpireSession { .. } => 0,
     };

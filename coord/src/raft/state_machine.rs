@@ -7,9 +7,11 @@
 //!
 //! Side outputs of apply, in log order:
 //! - watch events go to subscribers of [`ZnodeStore::subscribe`] as [`SmEvent`]s;
-//! - on the leader, session creations and ends update the [`SessionTracker`] under the same lock
-//!   as the apply, so the tracker and the session table can never disagree (see
-//!   [`ZnodeStore::become_leader`]).
+//! - session creations, writes and ends update the [`SessionTracker`] under the same lock as
+//!   the apply, so the tracker and the session table can never disagree: on every member for
+//!   [`crate::Liveness::CommittedWrites`] sessions (with this member's apply instant), on the
+//!   leader for heartbeat sessions (see [`ZnodeStore::become_leader`]). Applying an entry of
+//!   the leader's own term lets it expire committed-writes sessions.
 //!
 //! Snapshots are encoded under the lock into one buffer (no clone of the tree), then written to
 //! a file on a blocking thread while applies continue.
@@ -29,7 +31,7 @@ use super::snapshot::{self, SnapshotFileError};
 use super::types::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
 use super::types::{Proposal, TypeConfig};
 use crate::request::{Command, Response, VersionedCommand};
-use crate::session::{SessionId, SessionTracker};
+use crate::session::{Liveness, SessionId, SessionTracker};
 use crate::state_machine::StateMachine;
 
 /// What subscribers of [`ZnodeStore::subscribe`] receive, in log order: one
@@ -39,13 +41,16 @@ use crate::state_machine::StateMachine;
 /// client API's [`crate::api::BackendEvent`], so the API layer consumes the stream unchanged.
 pub type SmEvent = crate::api::BackendEvent;
 
-/// The leader's session liveness state, kept next to the state machine.
+/// The session liveness state, kept next to the state machine.
 #[derive(Debug, Default)]
 pub(crate) struct LeaderSessions {
-    /// Heartbeat deadlines; empty unless `active`.
+    /// Heartbeat deadlines (empty unless `active`) and every member's committed-writes
+    /// deadlines.
     pub(crate) tracker: SessionTracker,
     /// Whether this node currently acts as leader for sessions.
     pub(crate) active: bool,
+    /// The term this node leads, while `active`.
+    term: u64,
 }
 
 #[derive(Debug)]
@@ -119,11 +124,16 @@ impl ZnodeStore {
             },
         };
         let (events, _) = broadcast::channel(event_capacity.max(1));
+        let mut sessions = LeaderSessions::default();
+        sessions.tracker.on_state_replaced(
+            Instant::now(),
+            state.sm.sessions_of(Liveness::CommittedWrites),
+        );
         Ok(ZnodeStore {
             shared: Arc::new(Shared {
                 dir,
                 state: Mutex::new(state),
-                sessions: Mutex::new(LeaderSessions::default()),
+                sessions: Mutex::new(sessions),
                 events,
                 files: tokio::sync::Mutex::new(()),
                 builds: AtomicU64::new(0),
@@ -159,13 +169,22 @@ impl ZnodeStore {
         lock(&self.shared.state).snapshot.clone()
     }
 
-    /// This node became leader at `now`: every live session gets a full timeout, and from now
-    /// on applied session creations and ends update the tracker.
-    pub(crate) fn become_leader(&self, now: Instant) {
+    /// This node became leader of `term` at `now`: every heartbeat session gets a full timeout,
+    /// and from now on applied session creations and ends update the tracker. Committed-writes
+    /// sessions keep their deadlines and may expire once an entry of `term` is applied (maybe
+    /// already).
+    pub(crate) fn become_leader(&self, now: Instant, term: u64) {
         let state = lock(&self.shared.state);
         let mut sessions = lock(&self.shared.sessions);
         sessions.tracker.on_become_leader(now, state.sm.sessions());
         sessions.active = true;
+        sessions.term = term;
+        if state
+            .last_applied
+            .is_some_and(|applied| applied.leader_id.term >= term)
+        {
+            sessions.tracker.on_own_term_applied();
+        }
     }
 
     /// This node stopped being leader: forget every deadline.
@@ -182,6 +201,14 @@ impl ZnodeStore {
 
     fn apply_one(&self, state: &mut State, entry: Entry) -> Response {
         state.last_applied = Some(entry.log_id);
+        {
+            let mut sessions = lock(&self.shared.sessions);
+            if sessions.active && entry.log_id.leader_id.term >= sessions.term {
+                // Everything before this entry is applied, with apply times no earlier than
+                // when it was proposed (see `crate::session::tracker`).
+                sessions.tracker.on_own_term_applied();
+            }
+        }
         match entry.payload {
             // openraft wants a response per entry; nobody reads these two.
             EntryPayload::Blank => Response::Synced,
@@ -194,20 +221,20 @@ impl ZnodeStore {
                 command,
             }) => match command {
                 VersionedCommand::V1(command) => {
-                    let ended = ended_session(&command);
+                    let effect = SessionEffect::of(&command);
                     let response = state.sm.apply(entry.log_id.index, leader_time_ms, command);
-                    self.track_sessions(&response, ended);
+                    self.track_sessions(&response, effect);
                     response
                 }
                 VersionedCommand::V2(commands) => {
-                    let ended: Vec<Option<SessionId>> =
-                        commands.iter().map(ended_session).collect();
+                    let effects: Vec<SessionEffect> =
+                        commands.iter().map(SessionEffect::of).collect();
                     let responses =
                         state
                             .sm
                             .apply_batch(entry.log_id.index, leader_time_ms, commands);
-                    for (response, ended) in responses.iter().zip(ended) {
-                        self.track_sessions(response, ended);
+                    for (response, effect) in responses.iter().zip(effects) {
+                        self.track_sessions(response, effect);
                     }
                     Response::Batch(responses)
                 }
@@ -215,20 +242,30 @@ impl ZnodeStore {
         }
     }
 
-    fn track_sessions(&self, response: &Response, ended: Option<SessionId>) {
+    fn track_sessions(&self, response: &Response, effect: SessionEffect) {
         let mut sessions = lock(&self.shared.sessions);
-        if !sessions.active {
-            return;
-        }
-        if let Response::SessionCreated {
-            session,
-            timeout_ms,
-        } = response
-        {
-            sessions.tracker.add(*session, *timeout_ms, Instant::now());
-        }
-        if let Some(id) = ended {
-            sessions.tracker.remove(id);
+        let now = Instant::now();
+        match (effect, response) {
+            (
+                SessionEffect::Create(liveness),
+                Response::SessionCreated {
+                    session,
+                    timeout_ms,
+                },
+            ) => match liveness {
+                Liveness::CommittedWrites => {
+                    sessions
+                        .tracker
+                        .add_committed_writes(*session, *timeout_ms, now);
+                }
+                Liveness::Heartbeat if sessions.active => {
+                    sessions.tracker.add(*session, *timeout_ms, now);
+                }
+                Liveness::Heartbeat => {}
+            },
+            (SessionEffect::Write(id), _) => sessions.tracker.on_write_applied(id, now),
+            (SessionEffect::End(id), _) => sessions.tracker.remove(id),
+            _ => {}
         }
     }
 
@@ -248,11 +285,29 @@ impl ZnodeStore {
     }
 }
 
-/// The session a command ends, for the leader's tracker.
-fn ended_session(command: &Command) -> Option<SessionId> {
-    match command {
-        Command::CloseSession { session } | Command::ExpireSession { session } => Some(*session),
-        _ => None,
+/// What a command does to a session, for the tracker.
+#[derive(Debug, Clone, Copy)]
+enum SessionEffect {
+    /// Creates one of this kind (if its apply succeeds).
+    Create(Liveness),
+    /// A write of the session: a committed-writes session is renewed.
+    Write(SessionId),
+    /// Ends the session.
+    End(SessionId),
+    None,
+}
+
+impl SessionEffect {
+    fn of(command: &Command) -> SessionEffect {
+        match command {
+            Command::CreateSession { .. } => SessionEffect::Create(Liveness::Heartbeat),
+            Command::CreateSessionWith { liveness, .. } => SessionEffect::Create(*liveness),
+            Command::Write { session, .. } => SessionEffect::Write(*session),
+            Command::CloseSession { session } | Command::ExpireSession { session } => {
+                SessionEffect::End(*session)
+            }
+            Command::Reap { .. } => SessionEffect::None,
+        }
     }
 }
 
@@ -402,6 +457,11 @@ impl RaftStateMachine<TypeConfig> for ZnodeStore {
         {
             let mut state = lock(&self.shared.state);
             state.sm = sm;
+            // Taken under the state lock, like every apply-side tracker update.
+            lock(&self.shared.sessions).tracker.on_state_replaced(
+                Instant::now(),
+                state.sm.sessions_of(Liveness::CommittedWrites),
+            );
             state.last_applied = meta.last_log_id;
             state.membership = meta.last_membership.clone();
             state.snapshot = Some(meta.clone());

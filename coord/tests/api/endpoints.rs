@@ -343,3 +343,70 @@ async fn emptied_container_is_reaped_by_the_backend_timer() {
     .await;
     assert!(gone.is_ok(), "the container was not reaped");
 }
+
+/// `"liveness": "committed_writes"`: heartbeats are refused (400) and only the session's writes
+/// keep it alive; an unknown liveness is a bad request.
+#[tokio::test]
+async fn committed_writes_session_lives_on_its_writes_only() {
+    let s = start().await;
+    let (status, body) = raw(
+        s.addr,
+        "POST",
+        "/v1/sessions",
+        &[],
+        br#"{"timeout_ms":300,"liveness":"committed_writes"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["liveness"], "committed_writes");
+    let id = body["session"].as_u64().expect("id");
+    let hb = format!("/v1/sessions/{id}/heartbeat");
+    let (status, body) = raw(s.addr, "POST", &hb, &[], b"").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("BadArguments")),
+        "{body}"
+    );
+    // Syncs every 100 ms: alive well past the 300 ms timeout.
+    for request_id in 1..=10 {
+        let (status, body) = raw_write(s.addr, "POST", "/v1/sync", id, request_id, "").await;
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let alive = s.backend.with_state_machine(|sm| {
+        sm.session(vigil_coord::SessionId(id))
+            .map(vigil_coord::Session::liveness)
+    });
+    assert_eq!(alive, Some(vigil_coord::Liveness::CommittedWrites));
+    // Heartbeats alone do not keep it.
+    for _ in 0..6 {
+        let _ = raw(s.addr, "POST", &hb, &[], b"").await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, body) = raw(s.addr, "POST", &hb, &[], b"").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("SessionExpired"))
+    );
+
+    let (status, body) = raw(
+        s.addr,
+        "POST",
+        "/v1/sessions",
+        &[],
+        br#"{"timeout_ms":300,"liveness":"forever"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // Absent means heartbeat, and the answer says so.
+    let (status, body) = raw(
+        s.addr,
+        "POST",
+        "/v1/sessions",
+        &[],
+        br#"{"timeout_ms":300}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["liveness"], "heartbeat");
+}

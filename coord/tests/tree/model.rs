@@ -203,7 +203,8 @@ impl Model {
 
     fn apply(&mut self, zxid: u64, time: u64, cmd: Command) -> Response {
         match cmd {
-            Command::CreateSession { timeout_ms } => {
+            Command::CreateSession { timeout_ms }
+            | Command::CreateSessionWith { timeout_ms, .. } => {
                 self.sessions.insert(zxid);
                 Response::SessionCreated {
                     session: SessionId(zxid),

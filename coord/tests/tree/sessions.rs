@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use vigil_coord::session::DEDUPE_WINDOW;
 use vigil_coord::{
     Command, CreateMode, Error, EventKind, OpResult, Request, Response, SessionConfig, SessionId,
-    SessionTracker, WatchEvent,
+    SessionTracker, TouchError, WatchEvent,
 };
 
 use crate::common::{Harness, create};
@@ -161,7 +161,7 @@ fn tracker_expires_silent_sessions_only() {
     assert_eq!(t.poll_expired(t0 + ms(1900)), [a]);
     assert_eq!(
         t.touch(a, t0 + ms(1901)),
-        Err(Error::SessionExpired),
+        Err(TouchError::SessionExpired),
         "expiry is final"
     );
     assert_eq!(t.expiring().collect::<Vec<_>>(), [a]);
@@ -170,7 +170,7 @@ fn tracker_expires_silent_sessions_only() {
     assert_eq!(t.expiring().count(), 0);
     assert_eq!(t.poll_expired(t0 + ms(3000)), [b]);
     assert_eq!(t.poll_timeout(), None);
-    assert_eq!(t.touch(SessionId(9), t0), Err(Error::SessionExpired));
+    assert_eq!(t.touch(SessionId(9), t0), Err(TouchError::SessionExpired));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use vigil_coord::node::{CoordError, CoordNode};
-use vigil_coord::{Command, CreateMode, Error, Op, OpResult, Request, Response};
+use vigil_coord::{Command, CreateMode, Error, Liveness, Op, OpResult, Request, Response};
 use vigil_fence::{HeartbeatId, SessionId, Token};
 
 /// A finished request.
@@ -117,10 +117,13 @@ async fn write(
     .await
 }
 
+/// Opens the fencing session as a committed-writes one: our keep-alives are committed writes
+/// anyway, and then a new coordination leader continues from when it applied our last one
+/// instead of granting a full timeout from its take-over (crate docs of `vigil-fence`, point 2).
 pub(super) async fn create_session(node: CoordNode, timeout_ms: u32) -> Outcome {
     let sent = Instant::now();
     let result = node
-        .create_session(timeout_ms)
+        .create_session_with(timeout_ms, Liveness::CommittedWrites)
         .await
         .map(|(session, timeout)| (SessionId(session.0), timeout));
     Outcome::Session { sent, result }

@@ -68,6 +68,10 @@ pub enum ForwardError {
     /// The leader could not complete the request.
     #[error("leader failed: {0}")]
     Failed(String),
+    /// A heartbeat for a session only its committed writes renew. Last, so that the other
+    /// variants keep their postcard encoding.
+    #[error("session is renewed by its committed writes only, not by heartbeats")]
+    RenewedByWrites,
 }
 
 /// The answer to a [`PeerRequest`] of the same kind.
