@@ -164,6 +164,9 @@ pub struct Claim {
     retry_at: Option<Instant>,
     /// The last delete failed without an answer: send it again when `retry_at` is due.
     resend_delete: bool,
+    /// The owner znode was seen deleted while our create was in flight: a `NodeExists`
+    /// answer to that create may describe the owner that is already gone.
+    gone_while_creating: bool,
     fault_reported: Option<bool>,
     actions: VecDeque<Action>,
 }
@@ -180,6 +183,7 @@ impl Claim {
             vips: Vips::Absent,
             retry_at: None,
             resend_delete: false,
+            gone_while_creating: false,
             fault_reported: None,
             actions: VecDeque::new(),
         };
@@ -212,6 +216,7 @@ impl Claim {
 
     /// Our create in `session` committed; `token` is the znode's czxid.
     pub fn claim_created(&mut self, now: Instant, session: SessionId, token: Token) {
+        self.gone_while_creating = false;
         if self.owner == (Owner::Creating { session }) && self.live_session() == Some(session) {
             self.owner = Owner::Owned { session, token };
         }
@@ -223,6 +228,7 @@ impl Claim {
     /// connection): it may have committed. The claim watches the znode until a read says whose
     /// it is ([`Claim::owner_seen`]).
     pub fn claim_failed(&mut self, now: Instant, session: SessionId) {
+        self.gone_while_creating = false;
         if self.owner == (Owner::Creating { session }) {
             self.owner = Owner::Unsure { session };
             self.retry_at = Some(now + self.config.retry);
@@ -231,26 +237,40 @@ impl Claim {
         self.update(now);
     }
 
-    /// The owner znode exists, owned by `session` with czxid `token`.
+    /// The owner znode exists, owned by `session` with czxid `token` (the answer to our
+    /// create).
     pub fn owner_exists(&mut self, now: Instant, session: SessionId, token: Token) {
+        let gone_meanwhile = std::mem::take(&mut self.gone_while_creating);
         if let Owner::Creating { session: ours } = self.owner {
-            self.owner = if session == ours && self.live_session() == Some(ours) {
+            if session == ours && self.live_session() == Some(ours) {
                 // A repeated create of ours that had in fact committed.
-                Owner::Owned { session, token }
+                self.owner = Owner::Owned { session, token };
+            } else if gone_meanwhile {
+                // The owner this answer describes may be the one whose deletion we saw while
+                // waiting for it (a successor racing the expiry of a crashed owner's
+                // session): create again at once rather than wait for a deletion that has
+                // already happened. A genuinely new owner answers `NodeExists` again.
+                self.actions
+                    .push_back(Action::CreateOwner { session: ours });
             } else {
                 self.actions.push_back(Action::WatchOwner);
-                Owner::Foreign { session, token }
-            };
+                self.owner = Owner::Foreign { session, token };
+            }
         }
         self.update(now);
     }
 
     /// A fresh look at the owner znode (a read, or a watch event: `None` when it was deleted).
     /// It matters only while waiting on a foreign owner or after a failed create: gone, the
-    /// claim is retried; ours (a create whose answer was lost), it is taken. Elsewhere an observation may predate our own
-    /// request still in flight, so it is ignored: our own znode can vanish only with our
-    /// session, which the lease covers.
+    /// claim is retried; ours (a create whose answer was lost), it is taken. Elsewhere an
+    /// observation may predate our own request still in flight, so it is ignored (our own
+    /// znode can vanish only with our session, which the lease covers), except that a deletion
+    /// seen while our create is in flight is remembered for its answer
+    /// ([`Claim::owner_exists`]).
     pub fn owner_seen(&mut self, now: Instant, owner: Option<(SessionId, Token)>) {
+        if matches!(self.owner, Owner::Creating { .. }) && owner.is_none() {
+            self.gone_while_creating = true;
+        }
         if let Owner::Foreign { .. } | Owner::Unsure { .. } = self.owner {
             self.owner = match owner {
                 None => Owner::Idle,

@@ -304,6 +304,34 @@ fn a_foreign_owner_is_watched_and_the_claim_retried_when_it_is_gone() {
     assert_eq!(drain(&mut f.claim), [Action::CreateOwner { session: S1 }]);
 }
 
+/// A successor racing the expiry of a crashed owner's session: the deletion event arrives while
+/// our create is in flight, and the create's `NodeExists` answer describes the owner that is
+/// already gone. Waiting for its deletion would wait for the periodic re-read; the claim
+/// creates again at once. A genuinely new owner answers `NodeExists` again and is watched.
+#[test]
+fn an_owner_deleted_while_our_create_was_in_flight_is_raced_again_at_once() {
+    let mut f = Fixture::new();
+    let now = f.at(ms(1));
+    f.push_lease(now);
+    f.claim.set_want(now, true);
+    assert!(drain(&mut f.claim).contains(&Action::CreateOwner { session: S1 }));
+    f.claim.owner_gone(f.at(ms(3)));
+    assert_eq!(drain(&mut f.claim), []);
+    f.claim.owner_exists(f.at(ms(5)), SessionId(99), Token(3));
+    assert_eq!(drain(&mut f.claim), [Action::CreateOwner { session: S1 }]);
+    assert_eq!(f.claim.owner(), Owner::Creating { session: S1 });
+    // This time another node really holds it: watched, as usual.
+    f.claim.owner_exists(f.at(ms(9)), SessionId(98), Token(4));
+    assert_eq!(drain(&mut f.claim), [Action::WatchOwner]);
+    assert_eq!(
+        f.claim.owner(),
+        Owner::Foreign {
+            session: SessionId(98),
+            token: Token(4)
+        }
+    );
+}
+
 #[test]
 fn a_create_without_an_answer_is_resolved_by_reading_the_owner() {
     let mut f = Fixture::new();

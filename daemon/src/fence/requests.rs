@@ -1,6 +1,7 @@
 //! The coordination requests of fencing, each one future whose [`Outcome`] goes back to the
 //! fencing task: the session, its keep-alives, and the owner znode's create, read and delete.
 
+use std::ops::Range;
 use std::time::Instant;
 
 use vigil_coord::node::{CoordError, CoordNode};
@@ -153,14 +154,19 @@ pub(super) async fn keep_alive(
     }
 }
 
-/// Creates the owner znode (its parents first, if missing); on `NodeExists` reads whose it is.
-/// `request_ids` are four fresh ids of the session.
+/// How many request ids one [`create_owner`] may use: owner creates (a first one, one after
+/// creating missing parents, and retries when the owner vanishes while we read it) and the
+/// three parents.
+pub(super) const CREATE_OWNER_IDS: u64 = 8;
+
+/// Creates the owner znode (its parents too, when missing); on `NodeExists` reads whose it is.
+/// `request_ids` are [`CREATE_OWNER_IDS`] fresh ids of the session.
 pub(super) async fn create_owner(
     node: CoordNode,
     instance: String,
     session: SessionId,
     node_name: String,
-    request_ids: [u64; 4],
+    request_ids: Range<u64>,
 ) -> Outcome {
     let result = create_owner_inner(&node, &instance, session, &node_name, request_ids).await;
     Outcome::Create {
@@ -170,14 +176,64 @@ pub(super) async fn create_owner(
     }
 }
 
+/// The owner create comes first: its parents exist after the first claim ever, and each
+/// parent create is a commit of its own. Missing parents (`NoNode`) are created once, then
+/// the owner again. An owner that vanishes between our create's `NodeExists` and the read of
+/// whose it is (a crashed owner's session expiring just then) is raced again at once. Every
+/// write has its own request id, so the session's duplicate table never answers a new attempt
+/// with an old one's result.
 async fn create_owner_inner(
     node: &CoordNode,
     instance: &str,
     session: SessionId,
     node_name: &str,
-    request_ids: [u64; 4],
+    mut request_ids: Range<u64>,
 ) -> CreateResult {
-    for (path, id) in parents(instance).into_iter().zip(request_ids) {
+    let owner = Op::Create {
+        path: owner_path(instance),
+        data: owner_data(node_name, instance),
+        mode: CreateMode::Ephemeral,
+        sequential: false,
+    };
+    let mut parents_created = false;
+    while let Some(id) = request_ids.next() {
+        match write(node, session, id, Request::Single(owner.clone())).await {
+            Ok(Response::Op(OpResult::Created { stat, .. })) => {
+                return CreateResult::Created(Token(stat.czxid));
+            }
+            Ok(Response::Error(Error::NodeExists)) => match read_owner(node, instance).await {
+                Ok(Some(owner)) => return CreateResult::Exists(owner),
+                Ok(None) => {}
+                Err(e) => return CreateResult::Failed(e.to_string()),
+            },
+            Ok(Response::Error(Error::NoNode)) if !parents_created => {
+                parents_created = true;
+                if let Err(failed) = create_parents(node, instance, session, &mut request_ids).await
+                {
+                    return failed;
+                }
+            }
+            Ok(Response::Error(Error::SessionExpired)) | Err(CoordError::SessionExpired) => {
+                return CreateResult::SessionGone;
+            }
+            Ok(other) => return CreateResult::Failed(format!("unexpected answer {other:?}")),
+            Err(e) => return CreateResult::Failed(e.to_string()),
+        }
+    }
+    CreateResult::Failed("the owner znode kept vanishing while reading it".to_owned())
+}
+
+/// Creates the owner znode's persistent parents; one that exists already is fine.
+async fn create_parents(
+    node: &CoordNode,
+    instance: &str,
+    session: SessionId,
+    request_ids: &mut Range<u64>,
+) -> Result<(), CreateResult> {
+    for path in parents(instance) {
+        let Some(id) = request_ids.next() else {
+            return Err(CreateResult::Failed("out of request ids".to_owned()));
+        };
         let op = Op::Create {
             path,
             data: Vec::new(),
@@ -187,34 +243,15 @@ async fn create_owner_inner(
         match write(node, session, id, Request::Single(op)).await {
             Ok(Response::Op(_) | Response::Error(Error::NodeExists)) => {}
             Ok(Response::Error(Error::SessionExpired)) | Err(CoordError::SessionExpired) => {
-                return CreateResult::SessionGone;
+                return Err(CreateResult::SessionGone);
             }
-            Ok(other) => return CreateResult::Failed(format!("creating parents: {other:?}")),
-            Err(e) => return CreateResult::Failed(e.to_string()),
+            Ok(other) => {
+                return Err(CreateResult::Failed(format!("creating parents: {other:?}")));
+            }
+            Err(e) => return Err(CreateResult::Failed(e.to_string())),
         }
     }
-    let op = Op::Create {
-        path: owner_path(instance),
-        data: owner_data(node_name, instance),
-        mode: CreateMode::Ephemeral,
-        sequential: false,
-    };
-    match write(node, session, request_ids[3], Request::Single(op)).await {
-        Ok(Response::Op(OpResult::Created { stat, .. })) => {
-            CreateResult::Created(Token(stat.czxid))
-        }
-        Ok(Response::Error(Error::NodeExists)) => match read_owner(node, instance).await {
-            Ok(Some(owner)) => CreateResult::Exists(owner),
-            // Gone again already: the claim is retried.
-            Ok(None) => CreateResult::Failed("owner vanished while reading it".to_owned()),
-            Err(e) => CreateResult::Failed(e.to_string()),
-        },
-        Ok(Response::Error(Error::SessionExpired)) | Err(CoordError::SessionExpired) => {
-            CreateResult::SessionGone
-        }
-        Ok(other) => CreateResult::Failed(format!("unexpected answer {other:?}")),
-        Err(e) => CreateResult::Failed(e.to_string()),
-    }
+    Ok(())
 }
 
 /// What the owner znode holds: `<node name>\n<instance>`, for operators reading the tree.

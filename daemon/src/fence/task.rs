@@ -301,10 +301,9 @@ impl Fencer {
                     note_errors(member, name, errors);
                 }
                 Action::CreateOwner { session } => {
-                    let ids = [(); 4].map(|()| {
-                        self.request_id += 1;
-                        self.request_id
-                    });
+                    let first = self.request_id + 1;
+                    self.request_id += requests::CREATE_OWNER_IDS;
+                    let ids = first..first + requests::CREATE_OWNER_IDS;
                     self.pending.spawn(requests::create_owner(
                         self.node.clone(),
                         name.to_owned(),
