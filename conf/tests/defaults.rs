@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use vigil_conf::{
-    AddressFamily, CheckKind, DEFAULT_API_LISTEN, DnsType, Fencing, FencingParams, Forwarding,
-    Garp, LogFormat, Protocol, SchedFlags, Scheduler, StatusRange, Transport, V3Checksum,
-    VrrpVersion, VsKey, default_node_name,
+    AddressFamily, CheckKind, DEFAULT_API_LISTEN, DEFAULT_VRRP_RLIMIT_RTIME,
+    DEFAULT_VRRP_RT_PRIORITY, DnsType, Fencing, FencingParams, Forwarding, Garp, LogFormat,
+    Protocol, SchedFlags, Scheduler, StatusRange, Transport, V3Checksum, VrrpVersion, VsKey,
+    default_node_name,
 };
 
 use crate::support::{INSTANCE, ok};
@@ -22,7 +23,10 @@ fn empty_file_gives_documented_defaults() {
     assert_eq!(c.global.script_group, None);
     assert_eq!(c.global.log_format, LogFormat::Plain);
     assert_eq!(c.global.state_dir, PathBuf::from("/var/lib/vigil"));
-    assert_eq!(c.global.vrrp_rt_priority, None);
+    assert_eq!(c.global.vrrp_rt_priority, Some(DEFAULT_VRRP_RT_PRIORITY));
+    assert_eq!(DEFAULT_VRRP_RT_PRIORITY, 10);
+    assert_eq!(c.global.vrrp_rlimit_rtime, DEFAULT_VRRP_RLIMIT_RTIME);
+    assert_eq!(DEFAULT_VRRP_RLIMIT_RTIME, Duration::from_millis(100));
     assert_eq!(
         c.api.listen,
         "127.0.0.1:7400".parse::<SocketAddr>().expect("literal")

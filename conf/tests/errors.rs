@@ -142,7 +142,7 @@ fn vrrp_rt_priority_is_a_sched_rr_priority() {
         "vrrp_rt_priority",
     );
     one_error(
-        "[global]\nvrrp_rt_priority = 0\n",
+        "[global]\nvrrp_rt_priority = -1\n",
         2,
         20,
         "vrrp_rt_priority",
@@ -152,6 +152,35 @@ fn vrrp_rt_priority_is_a_sched_rr_priority() {
             .global
             .vrrp_rt_priority,
         Some(50)
+    );
+    // 0 is SCHED_OTHER's priority: real-time scheduling off, keepalived's default.
+    assert_eq!(
+        ok("[global]\nvrrp_rt_priority = 0\n")
+            .global
+            .vrrp_rt_priority,
+        None
+    );
+}
+
+#[test]
+fn vrrp_rlimit_rtime_is_a_bounded_duration() {
+    one_error(
+        "[global]\nvrrp_rlimit_rtime = \"0s\"\n",
+        2,
+        21,
+        "vrrp_rlimit_rtime",
+    );
+    one_error(
+        "[global]\nvrrp_rlimit_rtime = \"1m\"\n",
+        2,
+        21,
+        "vrrp_rlimit_rtime",
+    );
+    assert_eq!(
+        ok("[global]\nvrrp_rlimit_rtime = \"20ms\"\n")
+            .global
+            .vrrp_rlimit_rtime,
+        std::time::Duration::from_millis(20)
     );
 }
 

@@ -382,8 +382,8 @@ impl Supervisor {
         // longer fit is refused like an invalid one.
         let fragments = self.shared.fragments();
         let loaded = match loaded {
-            Ok(Ok((base, token))) => match shared_config::merge(&base, &fragments) {
-                Ok(config) => match self.apply_runtimes(&config).await {
+            Ok(Ok((base, token))) => match merged(base, &fragments) {
+                Ok((base, config)) => match self.apply_runtimes(&config).await {
                     Ok(()) => Ok(Ok((base, config, token))),
                     Err(errors) => Ok(Err(errors)),
                 },
@@ -394,17 +394,17 @@ impl Supervisor {
         };
         let (outcome, next) = match loaded {
             Ok(Ok((base, config, token))) => {
-                self.shared.set_base(Arc::new(base));
+                self.shared.set_base(base);
                 let generation = current.generation + 1;
                 let outcome = ReloadOutcome::Applied {
                     generation,
-                    changed: config != *current.config,
+                    changed: *config != *current.config,
                     needs_restart: needs_restart(&current.config, &config),
                 };
                 (
                     outcome,
                     Snapshot {
-                        config: Arc::new(config),
+                        config,
                         generation,
                         token,
                         last_reload: None,
@@ -442,7 +442,7 @@ impl Supervisor {
     /// Applies `config` to the LVS and VRRP runtimes, by diff (the path reloads and
     /// shared-config changes share). A config the checks cannot use (unknown script_user,
     /// unreadable CA file) is refused like an invalid one, and the old one keeps running.
-    async fn apply_runtimes(&mut self, config: &Config) -> Result<(), Vec<String>> {
+    async fn apply_runtimes(&mut self, config: &Arc<Config>) -> Result<(), Vec<String>> {
         if let Some(lb) = &self.lb {
             let summary = lb.apply(config).await.map_err(|e| vec![e.to_string()])?;
             tracing::info!(
@@ -485,7 +485,10 @@ impl Supervisor {
         let current = self.snapshot.borrow().clone();
         let result = match shared_config::merge(&self.shared.base(), &fragments) {
             Ok(config) if config == *current.config => Ok(None),
-            Ok(config) => self.apply_runtimes(&config).await.map(|()| Some(config)),
+            Ok(config) => {
+                let config = Arc::new(config);
+                self.apply_runtimes(&config).await.map(|()| Some(config))
+            }
             Err(errors) => Err(errors),
         };
         match result {
@@ -494,7 +497,7 @@ impl Supervisor {
                 if let Some(config) = config {
                     generation += 1;
                     self.snapshot.send_replace(Arc::new(Snapshot {
-                        config: Arc::new(config),
+                        config,
                         generation,
                         ..Snapshot::clone(&current)
                     }));
@@ -534,6 +537,18 @@ fn status_summarizer(
             notify::summary(&vrrp.instances(), lvs.as_ref(), coord.as_ref())
         })
     }
+}
+
+/// The config file `base` shared, and it merged with `fragments`: without fragments the two are
+/// one `Arc`, not two copies (each is megabytes with thousands of real servers).
+fn merged(base: Config, fragments: &[Fragment]) -> Result<(Arc<Config>, Arc<Config>), Vec<String>> {
+    let base = Arc::new(base);
+    let config = if fragments.is_empty() {
+        Arc::clone(&base)
+    } else {
+        Arc::new(shared_config::merge(&base, fragments)?)
+    };
+    Ok((base, config))
 }
 
 /// Reads and validates the config and the token file it names; errors as display lines.

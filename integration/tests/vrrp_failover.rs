@@ -294,3 +294,36 @@ fn a_sync_group_moves_together_when_one_member_faults() {
     wait_owner(VIP4, &lb1, &hosts, &[&d1, &d2]);
     wait_owner("10.0.0.101", &lb1, &hosts, &[&d1, &d2]);
 }
+
+#[test]
+fn a_backup_frozen_past_master_down_reads_the_queued_adverts_before_its_timer() {
+    if !root_available("vrrp: a stalled backup does not take over") {
+        return;
+    }
+    let lab = Lab::with_hosts(&["lb1", "lb2"]).expect("lab");
+    let (lb1, lb2) = (lab.host("lb1").expect("lb1"), lab.host("lb2").expect("lb2"));
+    let d1 = Daemon::start(&lb1, &Node::new(150));
+    let d2 = Daemon::start(&lb2, &Node::new(100));
+    wait_owner(VIP4, &lb1, &[&lb1, &lb2], &[&d1, &d2]);
+    d2.wait_state("backup", SETTLE);
+    let takeover = "vigil_vrrp_transitions_total{instance=\"vi_web\",from=\"backup\",to=\"master\",reason=\"master_down\"}";
+    let before = d2.metric(takeover).unwrap_or(0.0);
+
+    // The worst scheduling stall: lb2 does not run for 1 s (about 3 Master_Down_Intervals at
+    // 100 ms adverts) while lb1's adverts queue up in its socket. When it runs again its timer
+    // and its socket are ready together; it must read the adverts first and stay backup.
+    for _ in 0..5 {
+        d2.process.signal(Signal::SIGSTOP).expect("SIGSTOP lb2");
+        std::thread::sleep(Duration::from_secs(1));
+        d2.process.signal(Signal::SIGCONT).expect("SIGCONT lb2");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    d2.wait_state("backup", SETTLE);
+    let after = d2.metric(takeover).unwrap_or(0.0);
+    assert!(
+        after <= before,
+        "lb2 took over after a stall although lb1's adverts were waiting ({before} -> {after}):\n{}",
+        d2.process.log()
+    );
+    assert!(holds(&lb1, VIP4) && !holds(&lb2, VIP4));
+}

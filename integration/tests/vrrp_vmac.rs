@@ -165,15 +165,15 @@ fn the_virtual_mac_answers_for_the_vip_and_moves_with_it() {
     let leftover = ifindex(&lb2, VMAC_IFACE).expect("leftover index");
 
     let _responders = Responders::start(&[&lb1, &lb2], "0.0.0.0".parse().expect("any"));
-    // lb1's VRRP thread runs under SCHED_RR, as `vrrp_rt_priority` asks.
-    let d1 = Daemon::start(
-        &lb1,
+    // lb1's VRRP thread runs under SCHED_RR by default; lb2 turns it off.
+    let d1 = Daemon::start(&lb1, &node(150));
+    let d2 = Daemon::start(
+        &lb2,
         &Node {
-            global: "vrrp_rt_priority = 10\n".into(),
-            ..node(150)
+            global: "vrrp_rt_priority = 0\n".into(),
+            ..node(100)
         },
     );
-    let d2 = Daemon::start(&lb2, &node(100));
     wait_owner(VIP4, &lb1, &[&lb1, &lb2], &[&d1, &d2]);
     d2.wait_state("backup", SETTLE);
     wait_answer(&client, vip4(), "lb1", &[&d1, &d2]);
@@ -181,12 +181,17 @@ fn the_virtual_mac_answers_for_the_vip_and_moves_with_it() {
     assert_eq!(
         vrrp_thread_policies(d1.process.pid()),
         vec![2],
-        "lb1's VRRP unit thread is SCHED_RR (2)"
+        "lb1's VRRP unit thread is SCHED_RR (2) by default"
+    );
+    assert!(
+        d1.process.log().contains("VRRP threads run under SCHED_RR"),
+        "{}",
+        d1.process.log()
     );
     assert_eq!(
         vrrp_thread_policies(d2.process.pid()),
         vec![0],
-        "lb2's is SCHED_OTHER (0) by default"
+        "lb2's is SCHED_OTHER (0) with vrrp_rt_priority = 0"
     );
 
     // The VIP lives on lb1's vmac; lb2 made a fresh vmac of its own, without the VIP.

@@ -45,8 +45,8 @@
 //!   `garp/frame.rs` builds the frames.
 //! - `iface.rs`: synchronous interface facts — index, addresses, link-local, MAC.
 //! - `sys.rs`: the only `unsafe` code — a `sockaddr_ll` for `AF_PACKET`, `IP_MULTICAST_IF` by
-//!   interface index, registering sockets with tokio, and [`set_thread_realtime`] for the
-//!   VRRP threads.
+//!   interface index, registering sockets with tokio, and [`set_thread_realtime`] with its
+//!   safeguard [`set_rttime_limit`] for the VRRP threads.
 //! - `error.rs`: [`NetError`].
 //!
 //! `examples/vrrp-probe.rs` sends, receives and announces by hand, for interop checks against
@@ -70,6 +70,6 @@ pub use garp::{Announcer, frame};
 pub use iface::MacAddr;
 pub use link::{LinkEvent, LinkMonitor, LinkState};
 pub use netlink::Rtnl;
-pub use sys::set_thread_realtime;
+pub use sys::{MallocTuning, rttime_limit, set_rttime_limit, set_thread_realtime, tune_malloc};
 pub use vmac::{ParentArp, vmac_name};
 pub use vrrp_socket::{Family, Received, SocketConfig, VrrpSocket};

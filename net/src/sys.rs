@@ -1,6 +1,8 @@
 //! The one place this crate needs `unsafe`: building a `sockaddr_ll` for `AF_PACKET`,
-//! registering a socket with tokio, and real-time scheduling for the VRRP threads (no safe
-//! wrapper of `sched_setscheduler` exists in nix).
+//! registering a socket with tokio, real-time scheduling for the VRRP threads and its
+//! `RLIMIT_RTTIME` safeguard (no safe wrapper of `sched_setscheduler` exists in nix, and its
+//! `resource` feature is off), and glibc's `mallopt` for the daemon's
+//! allocator settings ([`tune_malloc`]; the workspace's only `unsafe` lives here).
 //!
 //! Neither socket2 nor nix can construct a link-layer socket address safely (nix's `LinkAddr`
 //! has no public constructor), and sending a raw Ethernet frame needs one to name the outgoing
@@ -97,9 +99,131 @@ pub fn set_thread_realtime(priority: u8) -> io::Result<()> {
     }
 }
 
+/// The calling process's `RLIMIT_RTTIME` (soft, hard) in microseconds; `None` is unlimited.
+pub fn rttime_limit() -> io::Result<(Option<u64>, Option<u64>)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a live `rlimit` the kernel writes during the call only.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_RTTIME, &raw mut limit) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let finite = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
+    Ok((finite(limit.rlim_cur), finite(limit.rlim_max)))
+}
+
+/// Sets the process's `RLIMIT_RTTIME`, soft and hard, to `micros`: a real-time thread that runs
+/// that long without blocking gets the process killed (`SIGKILL`, as the hard limit is reached
+/// before any `SIGXCPU` could be handled). Lowering needs no privilege; raising the hard limit
+/// needs `CAP_SYS_RESOURCE`, and a seccomp filter without `setrlimit` (systemd's `@resources`)
+/// refuses either with `EPERM`.
+pub fn set_rttime_limit(micros: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: micros,
+        rlim_max: micros,
+    };
+    // SAFETY: `limit` is a live, initialised `rlimit` the kernel only reads during the call.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_RTTIME, &raw const limit) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// glibc `malloc` settings for a long-running daemon: at what size a request is served by its
+/// own `mmap` (and given back to the kernel the moment it is freed), and how much free memory at
+/// the top of a heap is kept rather than returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MallocTuning {
+    /// `M_MMAP_THRESHOLD`, in bytes (at most 32 MiB on 64-bit glibc).
+    pub mmap_threshold: usize,
+    /// `M_TRIM_THRESHOLD`, in bytes.
+    pub trim_threshold: usize,
+    /// `M_ARENA_MAX`: most allocator arenas (glibc's default is eight per core); `None` keeps
+    /// the default.
+    pub arena_max: Option<usize>,
+}
+
+/// Applies `tuning` to glibc's allocator; call it before the process starts threads.
+///
+/// Setting either threshold explicitly also turns off glibc's dynamic thresholds, which is
+/// the point: without it, freeing one large block (the config parser's buffer) raises both
+/// thresholds to that block's size for the rest of the process, after which freed memory stays
+/// resident in the arenas. Fails with `Unsupported` on other C libraries, and with
+/// `InvalidInput` for a value beyond a C `int` or one glibc refuses; settings before the
+/// refused one are in effect.
+pub fn tune_malloc(tuning: MallocTuning) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let settings = [
+            (libc::M_MMAP_THRESHOLD, Some(tuning.mmap_threshold)),
+            (libc::M_TRIM_THRESHOLD, Some(tuning.trim_threshold)),
+            (libc::M_ARENA_MAX, tuning.arena_max),
+        ];
+        for (param, value) in settings {
+            let Some(value) = value else { continue };
+            let value = libc::c_int::try_from(value)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            // SAFETY: mallopt only updates glibc's allocator parameters, under the allocator's
+            // own lock; any parameter/value pair is memory-safe (bad ones make it return 0).
+            if unsafe { libc::mallopt(param, value) } != 1 {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = tuning;
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malloc_tuning_takes_effect_and_values_beyond_c_int_are_refused() {
+        let tuning = MallocTuning {
+            mmap_threshold: 128 * 1024,
+            trim_threshold: 128 * 1024,
+            arena_max: None,
+        };
+        tune_malloc(tuning).expect("glibc accepts the daemon's settings");
+        // Refused before glibc is asked (which range it accepts depends on its version).
+        let overflow = MallocTuning {
+            trim_threshold: usize::MAX,
+            ..tuning
+        };
+        assert_eq!(
+            tune_malloc(overflow).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        // With glibc's dynamic threshold, freeing this mmap-served block would raise the
+        // threshold to its size, and the next large block would come from a heap arena.
+        drop(vec![1u8; 20 << 20]);
+        let block = vec![1u8; (8 << 20) + 1];
+        // SAFETY: `block`'s buffer is a live allocation of the system allocator (glibc
+        // malloc: its alignment is 1), which malloc_usable_size only reads the header of.
+        let usable = unsafe { libc::malloc_usable_size(block.as_ptr().cast_mut().cast()) };
+        // An mmap-served chunk is rounded up to whole pages; a heap chunk to 16 bytes.
+        assert!(
+            usable - block.len() >= 1024,
+            "an 8 MiB block after a freed 20 MiB one came from a heap: {usable} usable bytes"
+        );
+    }
+
+    #[test]
+    fn the_rttime_limit_reads_back_as_set() {
+        // Process-wide: 5 s cannot disturb the other tests of this binary (the real-time one
+        // blocks within milliseconds). Lowering needs no privilege.
+        set_rttime_limit(5_000_000).unwrap();
+        assert_eq!(rttime_limit().unwrap(), (Some(5_000_000), Some(5_000_000)));
+    }
 
     #[test]
     fn realtime_priorities_outside_1_to_99_are_refused_before_the_kernel() {

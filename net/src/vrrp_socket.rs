@@ -250,37 +250,57 @@ impl VrrpSocket {
     /// other errors mean the socket is broken.
     pub async fn recv(&self) -> Result<Received, NetError> {
         loop {
-            let received = match self.family {
-                Family::V4 => self.recv_v4().await?,
-                Family::V6 => self.recv_v6().await?,
-            };
-            let own = self
-                .own
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .contains(&received.src);
-            if !own {
+            let raw = self
+                .fd
+                .async_io(Interest::READABLE, |sock| read_raw(sock, self.family))
+                .await
+                .map_err(|e| NetError::io("receive", &self.interface, e))?;
+            if let Some(received) = self.accept(raw)? {
                 return Ok(received);
             }
-            self.own_dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(iface = %self.interface, src = %received.src, "dropped own VRRP packet");
         }
     }
 
-    async fn recv_v4(&self) -> Result<Received, NetError> {
-        let (buf, len) = self
-            .fd
-            .async_io(Interest::READABLE, |sock| {
-                let mut buf = vec![0u8; RECV_BUFFER];
-                let mut iov = [IoSliceMut::new(&mut buf)];
-                let msg =
-                    recvmsg::<SockaddrIn>(sock.as_raw_fd(), &mut iov, None, MsgFlags::empty())
-                        .map_err(std::io::Error::from)?;
-                let (bytes, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
-                Ok((buf, if truncated { None } else { Some(bytes) }))
-            })
-            .await
-            .map_err(|e| NetError::io("receive", &self.interface, e))?;
+    /// The next VRRP packet already queued in the socket, without waiting: `None` once the
+    /// queue is empty. A daemon whose timer and socket became ready together (after a
+    /// scheduling stall) reads what is queued before it acts on the timer.
+    pub fn try_recv(&self) -> Option<Result<Received, NetError>> {
+        loop {
+            // The descriptor is non-blocking; reading beside the reactor is fine: a reader
+            // waiting in `recv` finds the queue empty and waits for the next packet.
+            let raw = match read_raw(self.fd.get_ref(), self.family) {
+                Ok(raw) => raw,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+                Err(e) => return Some(Err(NetError::io("receive", &self.interface, e))),
+            };
+            match self.accept(raw) {
+                Ok(Some(received)) => return Some(Ok(received)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Validates one datagram; `None` for our own packets (counted and dropped).
+    fn accept(&self, raw: Raw) -> Result<Option<Received>, NetError> {
+        let received = match raw {
+            Raw::V4 { buf, len } => self.finish_v4(&buf, len)?,
+            Raw::V6(raw) => self.finish_v6(raw)?,
+        };
+        let own = self
+            .own
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&received.src);
+        if !own {
+            return Ok(Some(received));
+        }
+        self.own_dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(iface = %self.interface, src = %received.src, "dropped own VRRP packet");
+        Ok(None)
+    }
+
+    fn finish_v4(&self, buf: &[u8], len: Option<usize>) -> Result<Received, NetError> {
         let len = len.ok_or_else(|| self.malformed("datagram larger than any VRRP packet"))?;
         let datagram =
             parse_ipv4(&buf[..len], PROTO_VRRP).map_err(|e| self.malformed(&e.to_string()))?;
@@ -293,50 +313,7 @@ impl VrrpSocket {
         })
     }
 
-    async fn recv_v6(&self) -> Result<Received, NetError> {
-        let raw = self
-            .fd
-            .async_io(Interest::READABLE, |sock| {
-                let mut buf = vec![0u8; RECV_BUFFER];
-                let mut cmsg = cmsg_space!(libc::in6_pktinfo, libc::c_int);
-                let mut iov = [IoSliceMut::new(&mut buf)];
-                let msg = recvmsg::<SockaddrIn6>(
-                    sock.as_raw_fd(),
-                    &mut iov,
-                    Some(&mut cmsg),
-                    MsgFlags::empty(),
-                )
-                .map_err(std::io::Error::from)?;
-                let mut raw = RawV6 {
-                    len: msg.bytes,
-                    truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
-                    src: msg.address.map(|a| a.ip()),
-                    dst: None,
-                    ifindex: None,
-                    hop_limit: None,
-                    buf: Vec::new(),
-                };
-                // A truncated control buffer only loses ancillary data, reported below.
-                if let Ok(cmsgs) = msg.cmsgs() {
-                    for c in cmsgs {
-                        match c {
-                            ControlMessageOwned::Ipv6PacketInfo(info) => {
-                                raw.dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
-                                raw.ifindex = Some(info.ipi6_ifindex);
-                            }
-                            ControlMessageOwned::Ipv6HopLimit(h) => {
-                                raw.hop_limit = u8::try_from(h).ok();
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                buf.truncate(raw.len);
-                raw.buf = buf;
-                Ok(raw)
-            })
-            .await
-            .map_err(|e| NetError::io("receive", &self.interface, e))?;
+    fn finish_v6(&self, raw: RawV6) -> Result<Received, NetError> {
         if raw.truncated {
             return Err(self.malformed("datagram larger than any VRRP packet"));
         }
@@ -360,6 +337,72 @@ impl VrrpSocket {
             reason: reason.to_owned(),
         }
     }
+}
+
+/// One datagram as `recvmsg` returned it, before validation.
+enum Raw {
+    V4 { buf: Vec<u8>, len: Option<usize> },
+    V6(RawV6),
+}
+
+/// One non-blocking `recvmsg` on the socket of `family`.
+fn read_raw(sock: &Socket, family: Family) -> std::io::Result<Raw> {
+    match family {
+        Family::V4 => read_v4(sock),
+        Family::V6 => read_v6(sock),
+    }
+}
+
+fn read_v4(sock: &Socket) -> std::io::Result<Raw> {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<SockaddrIn>(sock.as_raw_fd(), &mut iov, None, MsgFlags::empty())
+        .map_err(std::io::Error::from)?;
+    let (bytes, truncated) = (msg.bytes, msg.flags.contains(MsgFlags::MSG_TRUNC));
+    Ok(Raw::V4 {
+        buf,
+        len: if truncated { None } else { Some(bytes) },
+    })
+}
+
+fn read_v6(sock: &Socket) -> std::io::Result<Raw> {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut cmsg = cmsg_space!(libc::in6_pktinfo, libc::c_int);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<SockaddrIn6>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    let mut raw = RawV6 {
+        len: msg.bytes,
+        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+        src: msg.address.map(|a| a.ip()),
+        dst: None,
+        ifindex: None,
+        hop_limit: None,
+        buf: Vec::new(),
+    };
+    // A truncated control buffer only loses ancillary data, reported below.
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            match c {
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    raw.dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                    raw.ifindex = Some(info.ipi6_ifindex);
+                }
+                ControlMessageOwned::Ipv6HopLimit(h) => {
+                    raw.hop_limit = u8::try_from(h).ok();
+                }
+                _ => {}
+            }
+        }
+    }
+    buf.truncate(raw.len);
+    raw.buf = buf;
+    Ok(Raw::V6(raw))
 }
 
 /// What one IPv6 `recvmsg` yielded, before validation.

@@ -18,19 +18,61 @@ pub struct CheckPlan {
     pub interval: Duration,
     /// Connect (and, for HTTP, response) timeout.
     pub timeout: Duration,
+    /// Extra attempts before a round fails (keepalived's `retry`).
+    pub retries: u32,
+    /// Pause before each extra attempt (keepalived's `delay_before_retry`).
+    pub retry_delay: Duration,
+    /// How the virtual servers forward.
+    pub forwarding: Forwarding,
 }
+
+/// LVS forwarding method of the generated virtual servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarding {
+    /// NAT: real servers may listen on any port.
+    Nat,
+    /// Direct routing: keepalived gives every real server the service's port, so each real
+    /// server needs an address of its own and listens on the service's port.
+    Dr,
+}
+
+impl Forwarding {
+    fn vigild(self) -> &'static str {
+        match self {
+            Self::Nat => "nat",
+            Self::Dr => "dr",
+        }
+    }
+
+    fn keepalived(self) -> &'static str {
+        match self {
+            Self::Nat => "NAT",
+            Self::Dr => "DR",
+        }
+    }
+}
+
+/// Real servers per virtual server.
+pub const REALS_PER_VS: usize = 100;
 
 /// The virtual server address for group `k` of real servers (never contacted: the kernel has
 /// no IPVS, and with IPVS it would only be a table entry).
 fn virtual_address(k: usize) -> String {
+    // k / 250 < 256 for any fleet the address plan allows.
     format!("10.200.{}.{}:80", k / 250, k % 250 + 1)
 }
 
-/// Real servers grouped by address, in order; each group becomes one virtual server.
-fn groups(targets: &[SocketAddr]) -> Vec<&[SocketAddr]> {
-    targets
-        .chunk_by(|a, b| a.ip() == b.ip())
-        .collect::<Vec<_>>()
+/// Real servers in groups of [`REALS_PER_VS`], in order (one address of the fleet's plan);
+/// each group becomes one virtual server.
+fn groups(targets: &[SocketAddr]) -> impl Iterator<Item = &[SocketAddr]> {
+    targets.chunks(REALS_PER_VS)
+}
+
+/// The virtual server address for group `k` (see [`groups`]).
+pub fn virtual_server(k: usize) -> SocketAddr {
+    virtual_address(k)
+        .parse()
+        .unwrap_or_else(|_| unreachable!("a well-formed address"))
 }
 
 /// vigild's config: no VRRP, the load balancer only. `warmup` = interval spreads the first
@@ -42,12 +84,14 @@ pub fn vigild(node: &str, state: &Path, targets: &[SocketAddr], plan: CheckPlan)
         state.display()
     );
     let (interval, timeout) = (plan.interval.as_millis(), plan.timeout.as_millis());
-    for (k, group) in groups(targets).into_iter().enumerate() {
+    let retry_delay = plan.retry_delay.as_millis();
+    for (k, group) in groups(targets).enumerate() {
         // Writing to a String cannot fail.
         let _ = write!(
             out,
-            "\n[[virtual_server]]\naddress = \"{}\"\nforwarding = \"nat\"\n",
-            virtual_address(k)
+            "\n[[virtual_server]]\naddress = \"{}\"\nforwarding = \"{}\"\n",
+            virtual_address(k),
+            plan.forwarding.vigild()
         );
         for rs in group {
             let _ = write!(
@@ -55,10 +99,11 @@ pub fn vigild(node: &str, state: &Path, targets: &[SocketAddr], plan: CheckPlan)
                 "\n[[virtual_server.real_server]]\naddress = \"{}\"\nport = {}\n\n\
                  [[virtual_server.real_server.check]]\ntype = \"{}\"\n\
                  interval = \"{interval}ms\"\ntimeout = \"{timeout}ms\"\nwarmup = \"{interval}ms\"\n\
-                 retries = 0\nrise = 1\nfall = 1\n",
+                 retries = {}\nretry_delay = \"{retry_delay}ms\"\nrise = 1\nfall = 1\n",
                 rs.ip(),
                 rs.port(),
                 plan.protocol,
+                plan.retries,
             );
             if plan.protocol == Protocol::Http {
                 let _ = writeln!(out, "path = \"{HEALTH_PATH}\"\nstatus = [200]");
@@ -69,7 +114,7 @@ pub fn vigild(node: &str, state: &Path, targets: &[SocketAddr], plan: CheckPlan)
 }
 
 /// keepalived's config for the same servers: `delay_loop` = interval, `connect_timeout` =
-/// timeout, no retry, NAT (keepalived resets real-server ports to the service's under DR).
+/// timeout, `retry` and `delay_before_retry` = the plan's retries and their delay.
 pub fn keepalived(targets: &[SocketAddr], plan: CheckPlan) -> String {
     let secs = |d: Duration| {
         let s = d.as_secs_f64();
@@ -80,23 +125,29 @@ pub fn keepalived(targets: &[SocketAddr], plan: CheckPlan) -> String {
         }
     };
     let (interval, timeout) = (secs(plan.interval), secs(plan.timeout));
+    let (retries, retry_delay) = (plan.retries, secs(plan.retry_delay));
+    let lb_kind = plan.forwarding.keepalived();
     let mut out = String::from("global_defs {\n  router_id checkbench\n}\n");
-    for (k, group) in groups(targets).into_iter().enumerate() {
+    for (k, group) in groups(targets).enumerate() {
         let vs = virtual_address(k);
         let (ip, port) = vs.split_once(':').unwrap_or((&vs, "80"));
         let _ = write!(
             out,
             "virtual_server {ip} {port} {{\n  delay_loop {interval}\n  lb_algo wlc\n  \
-             lb_kind NAT\n  protocol TCP\n"
+             lb_kind {lb_kind}\n  protocol TCP\n"
         );
         for rs in group {
             let check = match plan.protocol {
                 Protocol::Tcp => {
-                    format!("TCP_CHECK {{\n      connect_timeout {timeout}\n      retry 0\n    }}")
+                    format!(
+                        "TCP_CHECK {{\n      connect_timeout {timeout}\n      retry {retries}\n      \
+                         delay_before_retry {retry_delay}\n    }}"
+                    )
                 }
                 Protocol::Http => format!(
                     "HTTP_GET {{\n      url {{\n        path {HEALTH_PATH}\n        status_code 200\n      }}\n      \
-                     connect_timeout {timeout}\n      retry 0\n    }}"
+                     connect_timeout {timeout}\n      retry {retries}\n      \
+                     delay_before_retry {retry_delay}\n    }}"
                 ),
             };
             let _ = write!(
@@ -121,6 +172,9 @@ mod tests {
             protocol,
             interval: Duration::from_secs(1),
             timeout: Duration::from_millis(1500),
+            retries: 0,
+            retry_delay: Duration::from_secs(1),
+            forwarding: Forwarding::Nat,
         }
     }
 

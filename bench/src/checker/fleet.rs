@@ -56,7 +56,8 @@ pub fn target(i: usize) -> SocketAddr {
 /// The running real servers; dropping the fleet closes every listener.
 pub struct Fleet {
     /// Owns the serving tasks: dropping it closes every listener.
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
+    protocol: Protocol,
     targets: Vec<SocketAddr>,
     stops: Vec<Option<oneshot::Sender<oneshot::Sender<SystemTime>>>>,
     connections: Arc<AtomicU64>,
@@ -80,18 +81,26 @@ impl Fleet {
         }
         let targets: Vec<SocketAddr> = (0..n).map(target).collect();
         let listeners = host
-            .enter(|| {
-                targets
-                    .iter()
-                    .map(|addr| {
-                        let l = std::net::TcpListener::bind(addr)
-                            .with_context(|| format!("binding {addr}"))?;
-                        l.set_nonblocking(true)?;
-                        Ok(l)
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()
-            })
+            .enter(|| bind_all(&targets))
             .context("entering the lab host")??;
+        Self::serve_all(targets, listeners, protocol)
+    }
+
+    /// Binds a listener on each of `targets` in the calling thread's network namespace and
+    /// starts serving them (the VM benchmark's real servers, which need one address each).
+    pub fn start_here(targets: Vec<SocketAddr>, protocol: Protocol) -> anyhow::Result<Self> {
+        if targets.is_empty() {
+            bail!("a fleet needs at least one server");
+        }
+        let listeners = bind_all(&targets)?;
+        Self::serve_all(targets, listeners, protocol)
+    }
+
+    fn serve_all(
+        targets: Vec<SocketAddr>,
+        listeners: Vec<std::net::TcpListener>,
+        protocol: Protocol,
+    ) -> anyhow::Result<Self> {
         // Two workers: the HTTP variant parses and answers 10,000 requests a second.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -99,31 +108,39 @@ impl Fleet {
             .enable_all()
             .build()
             .context("starting the fleet's runtime")?;
-        let connections = Arc::new(AtomicU64::new(0));
-        let answered = Arc::new(AtomicU64::new(0));
-        let mut stops = Vec::with_capacity(n);
-        for listener in listeners {
-            let listener = {
-                let _guard = runtime.enter();
-                TcpListener::from_std(listener).context("registering a listener")?
-            };
-            let (stop, stopped) = oneshot::channel();
-            stops.push(Some(stop));
-            runtime.spawn(serve(
-                listener,
-                protocol,
-                Arc::clone(&connections),
-                Arc::clone(&answered),
-                stopped,
-            ));
-        }
-        Ok(Self {
-            _runtime: runtime,
+        let mut fleet = Self {
+            runtime,
+            protocol,
+            stops: Vec::with_capacity(targets.len()),
             targets,
-            stops,
-            connections,
-            answered,
-        })
+            connections: Arc::new(AtomicU64::new(0)),
+            answered: Arc::new(AtomicU64::new(0)),
+        };
+        for listener in listeners {
+            let stop = fleet.spawn(listener)?;
+            fleet.stops.push(Some(stop));
+        }
+        Ok(fleet)
+    }
+
+    /// Serves `listener` on the fleet's runtime; the sender stops it.
+    fn spawn(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> anyhow::Result<oneshot::Sender<oneshot::Sender<SystemTime>>> {
+        let listener = {
+            let _guard = self.runtime.enter();
+            TcpListener::from_std(listener).context("registering a listener")?
+        };
+        let (stop, stopped) = oneshot::channel();
+        self.runtime.spawn(serve(
+            listener,
+            self.protocol,
+            Arc::clone(&self.connections),
+            Arc::clone(&self.answered),
+            stopped,
+        ));
+        Ok(stop)
     }
 
     /// Every listener's address, in index order.
@@ -158,6 +175,35 @@ impl Fleet {
             .blocking_recv()
             .with_context(|| format!("server {i} ended without closing"))
     }
+
+    /// Opens stopped listener `i` again, in the calling thread's network namespace (use it for
+    /// [`start_here`](Self::start_here) fleets), and returns the time it started listening.
+    pub fn restart_server(&mut self, i: usize) -> anyhow::Result<SystemTime> {
+        let addr = *self
+            .targets
+            .get(i)
+            .with_context(|| format!("server {i} does not exist"))?;
+        if self.stops[i].is_some() {
+            bail!("server {i} is running");
+        }
+        let listener = bind_all(&[addr])?.remove(0);
+        let at = SystemTime::now();
+        self.stops[i] = Some(self.spawn(listener)?);
+        Ok(at)
+    }
+}
+
+/// Non-blocking listeners on `targets` (std sets `SO_REUSEADDR`, so a restarted server can bind
+/// again while its old connections are in `TIME_WAIT`).
+fn bind_all(targets: &[SocketAddr]) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    targets
+        .iter()
+        .map(|addr| {
+            let l = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        })
+        .collect()
 }
 
 async fn serve(

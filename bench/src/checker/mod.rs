@@ -15,9 +15,11 @@
 //! - [`run`]: warm-up, the measured window, and the dead-server timing.
 //! - [`logtime`]: timestamps of vigild's log lines.
 //! - [`table`]: the side-by-side tables.
+//! - [`vm`]: both daemons one after the other inside the IPVS VM (`--vm`), with ratios.
 
 pub mod config;
 pub mod fleet;
 pub mod logtime;
 pub mod run;
 pub mod table;
+pub mod vm;

@@ -65,7 +65,38 @@ pub struct Setup {
     /// vigild only: `fencing = "quorum"` in this three-voter cluster; `None`: `fencing = "off"`
     /// and no cluster.
     pub quorum: Option<Quorum>,
+    /// Real-time scheduling of the VRRP work.
+    pub scheduling: Scheduling,
 }
+
+/// Real-time scheduling of both daemons' VRRP work (`vigil-failover --rt-priority`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheduling {
+    /// Each daemon's own default: vigild's VRRP threads under `SCHED_RR` at 10 with
+    /// `RLIMIT_RTTIME` 100 ms, keepalived with normal scheduling.
+    #[default]
+    Defaults,
+    /// Both with normal scheduling (vigild: `vrrp_rt_priority = 0`).
+    Normal,
+    /// Both under `SCHED_RR` at this priority with the same `RLIMIT_RTTIME`
+    /// ([`RLIMIT_RTIME`]): vigild's VRRP threads, keepalived's whole VRRP process
+    /// (`vrrp_rt_priority` and `vrrp_rlimit_rtime` in `global_defs`).
+    Realtime(u8),
+}
+
+impl fmt::Display for Scheduling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Defaults => f.write_str("each daemon's default"),
+            Self::Normal => f.write_str("normal scheduling"),
+            Self::Realtime(p) => write!(f, "SCHED_RR priority {p}"),
+        }
+    }
+}
+
+/// The `RLIMIT_RTTIME` both daemons get under [`Scheduling::Realtime`]: vigild's default
+/// `vrrp_rlimit_rtime`.
+pub const RLIMIT_RTIME: Duration = Duration::from_millis(100);
 
 /// The coordination cluster of a fenced series: lb1, lb2 and the witness (Raft ids 1, 2, 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,8 +205,16 @@ pub fn spawn_vigild(
 /// vigild's config: one VRRPv3 instance, under quorum fencing when `cluster` (the `[cluster]`
 /// section) is given.
 fn vigild_config(host: &Host, setup: Setup, state: &Path, cluster: Option<&str>) -> String {
+    let realtime = match setup.scheduling {
+        Scheduling::Defaults => String::new(),
+        Scheduling::Normal => "vrrp_rt_priority = 0\n".to_owned(),
+        Scheduling::Realtime(p) => format!(
+            "vrrp_rt_priority = {p}\nvrrp_rlimit_rtime = \"{}ms\"\n",
+            RLIMIT_RTIME.as_millis()
+        ),
+    };
     format!(
-        "[global]\nnode_name = \"{name}\"\nstate_dir = \"{state}\"\n\n\
+        "[global]\nnode_name = \"{name}\"\nstate_dir = \"{state}\"\n{realtime}\n\
          [api]\nlisten = \"127.0.0.1:7400\"\n\n{cluster}\n\
          [[vrrp_instance]]\nname = \"vi_bench\"\ninterface = \"{iface}\"\nvrid = 51\n\
          version = 3\npriority = {prio}\nadvert_interval = \"{ms}ms\"\npreempt = true\n\
@@ -210,8 +249,15 @@ pub fn spawn_keepalived(
 /// keepalived's config for the same virtual router; `state BACKUP` everywhere so both
 /// implementations start the same way and the priorities decide.
 fn keepalived_config(host: &Host, setup: Setup) -> String {
+    let realtime = match setup.scheduling {
+        Scheduling::Defaults | Scheduling::Normal => String::new(),
+        Scheduling::Realtime(p) => format!(
+            "  vrrp_rt_priority {p}\n  vrrp_rlimit_rtime {}\n",
+            RLIMIT_RTIME.as_micros()
+        ),
+    };
     format!(
-        "global_defs {{\n  router_id {name}\n  vrrp_garp_master_delay 0\n}}\n\
+        "global_defs {{\n  router_id {name}\n  vrrp_garp_master_delay 0\n{realtime}}}\n\
          vrrp_instance VI_bench {{\n  state BACKUP\n  interface {iface}\n  virtual_router_id 51\n\
          \x20 priority {prio}\n  version 3\n  advert_int {secs}\n\
          \x20 virtual_ipaddress {{\n    {VIP_CIDR} dev {iface}\n  }}\n}}\n",

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use super::daemon::{Binaries, Implementation};
+use super::daemon::{Binaries, Implementation, Scheduling};
 use super::pair::{Pair, into_master};
 
 /// What one implementation's pair did under the hog.
@@ -50,18 +50,19 @@ fn hog(until: Instant) -> Vec<std::thread::JoinHandle<u64>> {
         .collect()
 }
 
-/// Runs a steady pair of each of `implementations` at `interval` while every core is saturated
-/// for `duration`; `progress` is called about every 30 s with the time left.
+/// Runs a steady pair of each of `implementations` at `interval`, scheduled as `scheduling`
+/// says, while every core is saturated for `duration`; `progress` is called about every 30 s
+/// with the time left.
 pub fn run(
     bins: &Binaries,
     implementations: &[Implementation],
-    interval: Duration,
+    (interval, scheduling): (Duration, Scheduling),
     duration: Duration,
     mut progress: impl FnMut(Duration),
 ) -> anyhow::Result<Vec<Flaps>> {
     let pairs = implementations
         .iter()
-        .map(|&i| Pair::start(bins, i, interval))
+        .map(|&i| Pair::start(bins, i, interval, scheduling))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // A few seconds of steady adverts before the hog starts.
     std::thread::sleep(Duration::from_secs(3));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::daemon::{Binaries, Implementation};
+use super::daemon::{Binaries, Implementation, Scheduling};
 use super::pair::Pair;
 use crate::procstat::{Meter, Window};
 
@@ -32,8 +32,9 @@ pub fn measure(
     interval: Duration,
     settle: Duration,
     window: Duration,
+    scheduling: Scheduling,
 ) -> anyhow::Result<Idle> {
-    let pair = Pair::start(bins, implementation, interval)?;
+    let pair = Pair::start(bins, implementation, interval, scheduling)?;
     std::thread::sleep(settle);
     let before = pair.transitions();
     let meter = Meter::start(&[pair.master.pid(), pair.backup.pid()])?;

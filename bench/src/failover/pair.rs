@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::bail;
 use vigil_integration::{Host, Lab, Process, wait_for};
 
-use super::daemon::{self, Binaries, Implementation, Setup};
+use super::daemon::{self, Binaries, Implementation, Scheduling, Setup};
 use super::probe::VIP;
 use super::series::{BACKUP_PRIORITY, MASTER_PRIORITY};
 
@@ -33,6 +33,7 @@ impl Pair {
         bins: &Binaries,
         implementation: Implementation,
         interval: Duration,
+        scheduling: Scheduling,
     ) -> anyhow::Result<Self> {
         let lab = Lab::with_hosts(&["lb1", "lb2"])?;
         let (lb1, lb2) = (lab.host("lb1")?, lab.host("lb2")?);
@@ -41,6 +42,7 @@ impl Pair {
             priority,
             interval,
             quorum: None,
+            scheduling,
         };
         let backup = daemon::start(bins, &lb2, setup(BACKUP_PRIORITY))?;
         let master = daemon::start(bins, &lb1, setup(MASTER_PRIORITY))?;

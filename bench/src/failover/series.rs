@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use vigil_integration::{Host, Lab, Process, wait_for};
 
-use super::daemon::{self, Binaries, Implementation, Quorum, Setup};
+use super::daemon::{self, Binaries, Implementation, Quorum, Scheduling, Setup};
 use super::probe::{self, Responders, VIP};
 
 /// Priorities of the master and the backup (the RFC's skew depends on the backup's).
@@ -60,6 +60,8 @@ pub struct Series {
     /// restarted after a run and rejoins as a follower, so after the first run the master is
     /// usually not the leader.
     pub master_leads: bool,
+    /// Real-time scheduling of the daemons' VRRP work.
+    pub scheduling: Scheduling,
 }
 
 /// One measured failover.
@@ -96,6 +98,7 @@ impl Series {
             priority,
             interval: self.interval,
             quorum,
+            scheduling: self.scheduling,
         }
     }
 

@@ -158,7 +158,18 @@ fn global(cx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> Global {
         script_group: t.opt(cx, "script_group"),
         log_format: t.get(cx, "log_format", LogFormat::Plain),
         state_dir: t.get(cx, "state_dir", PathBuf::from("/var/lib/vigil")),
-        vrrp_rt_priority: t.opt_int(cx, "vrrp_rt_priority", 1..=99).map(|p| p as u8),
+        vrrp_rt_priority: match t.opt_int(cx, "vrrp_rt_priority", 0..=99) {
+            None => Some(crate::DEFAULT_VRRP_RT_PRIORITY),
+            Some(0) => None,
+            Some(p) => u8::try_from(p).ok(),
+        },
+        vrrp_rlimit_rtime: t
+            .opt_duration(
+                cx,
+                "vrrp_rlimit_rtime",
+                std::time::Duration::from_millis(1)..=std::time::Duration::from_secs(10),
+            )
+            .unwrap_or(crate::DEFAULT_VRRP_RLIMIT_RTIME),
     };
     t.finish(cx);
     g

@@ -20,10 +20,22 @@ pub use vrrp::{
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default `[api] listen`: loopback only, port 7400 (vigil's port block is 7400–7402).
 pub const DEFAULT_API_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7400);
+
+/// Default `[global] vrrp_rt_priority`: a low `SCHED_RR` priority, above every normally
+/// scheduled task (so a CPU hog cannot delay adverts and timers) and below the kernel's threaded
+/// interrupt handlers (50), which deliver the adverts the VRRP threads wait for.
+pub const DEFAULT_VRRP_RT_PRIORITY: u8 = 10;
+
+/// Default `[global] vrrp_rlimit_rtime`: `RLIMIT_RTTIME`, the CPU time a real-time VRRP thread
+/// may use without blocking before the kernel kills vigild. A VRRP thread sleeps after every
+/// event (microseconds of work), so only a runaway loop reaches it; 10 times keepalived's 10 ms
+/// leaves room for a long page-reclaim stall without a false kill of a master.
+pub const DEFAULT_VRRP_RLIMIT_RTIME: Duration = Duration::from_millis(100);
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,8 +97,15 @@ pub struct Global {
     pub state_dir: PathBuf,
     /// Real-time priority (`SCHED_RR`, 1..=99) of the VRRP threads, keepalived's
     /// `vrrp_rt_priority`: adverts and timers keep their pace on a starved CPU. Needs
-    /// `CAP_SYS_NICE`. Default `None`: normal scheduling.
+    /// `RLIMIT_RTPRIO` (systemd's `LimitRTPRIO=`) or `CAP_SYS_NICE`; refused, the threads run
+    /// with normal scheduling. Default [`DEFAULT_VRRP_RT_PRIORITY`]; `0` in the file (`None`)
+    /// turns it off, as keepalived's default is.
     pub vrrp_rt_priority: Option<u8>,
+    /// `RLIMIT_RTTIME` while the VRRP threads are real-time, keepalived's `vrrp_rlimit_rtime`
+    /// (there in microseconds): a real-time thread that runs this long without blocking gets
+    /// vigild killed (`SIGKILL`) instead of starving the CPU. Default
+    /// [`DEFAULT_VRRP_RLIMIT_RTIME`].
+    pub vrrp_rlimit_rtime: Duration,
 }
 
 /// Log line format.

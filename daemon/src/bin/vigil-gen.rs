@@ -231,6 +231,23 @@ dead owner's session to expire: \fIsession_timeout\fR after its last keep\-alive
 (VRRP needs 3\(en3.6 s to notice it at 1 s adverts, so the defaults add little). If the crashed node was also the Raft leader, the survivors first elect a
 new one (openraft waits out the old leader's lease, \fIelection_timeout_max\fR, plus a random
 election timeout), and the new leader gives every session a full timeout from its take\-over.
+.SH "REAL-TIME SCHEDULING"
+Each VRRP unit (a sync group or a lone instance) runs on a thread of its own: socket, timers,
+state machine, adverts, VIP changes and gratuitous ARP/NA. By default that thread, and no other,
+runs under \fBSCHED_RR\fR at \fB[global] vrrp_rt_priority\fR (default 10; keepalived's
+equivalent is off by default), so a saturated CPU cannot delay adverts and timers into false
+failovers. \fBvrrp_rt_priority = 0\fR turns it off. Scripts run with normal scheduling
+(\fBSCHED_RESET_ON_FORK\fR).
+.PP
+The safeguard is \fBRLIMIT_RTTIME\fR (\fB[global] vrrp_rlimit_rtime\fR, default 100ms, as
+keepalived's \fBvrrp_rlimit_rtime\fR): a real\-time thread that runs that long without blocking
+gets \fBvigild\fR killed by the kernel, and systemd restarts it. The threads become real\-time
+only once a finite limit is in force: \fBvigild\fR sets it, or keeps the one the service manager
+set (\fBLimitRTTIME=\fR). When the kernel refuses real\-time scheduling (no
+\fBRLIMIT_RTPRIO\fR or CAP_SYS_NICE, \fBRestrictRealtime=yes\fR), one warning is logged and the
+threads run with normal scheduling. The shipped unit allows it with \fBLimitRTPRIO=10\fR,
+\fBLimitRTTIME=100ms\fR and \fBRestrictRealtime=no\fR; a higher priority needs a drop\-in
+raising \fBLimitRTPRIO=\fR.
 .SH FILES
 .TP
 .I /etc/vigil/vigil.toml
@@ -398,6 +415,7 @@ mod tests {
             ".SH SIGNALS",
             ".SH \"EXIT STATUS\"",
             ".SH ENVIRONMENT",
+            ".SH \"REAL-TIME SCHEDULING\"",
         ] {
             assert!(vigild.contains(section), "{section} missing");
         }

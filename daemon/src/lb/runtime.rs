@@ -132,7 +132,7 @@ pub struct ApplySummary {
 }
 
 enum Command {
-    Apply(Box<(conf::Config, Mapped)>, oneshot::Sender<ApplySummary>),
+    Apply(Box<Mapped>, oneshot::Sender<ApplySummary>),
     Status(oneshot::Sender<LbStatus>),
     Summary(oneshot::Sender<LbSummary>),
     Shutdown(oneshot::Sender<()>),
@@ -148,8 +148,9 @@ pub struct LbRuntime {
 }
 
 impl LbRuntime {
-    /// Maps `config`, starts its checks and the kernel task on the current tokio runtime.
-    pub fn start(config: &conf::Config, options: LbOptions) -> Result<Self, LbError> {
+    /// Maps `config`, starts its checks and the kernel task on the current tokio runtime. The
+    /// runtime keeps a reference to `config`, not a copy.
+    pub fn start(config: &Arc<conf::Config>, options: LbOptions) -> Result<Self, LbError> {
         let mapped = Mapped::new(config)?;
         let (events_tx, events) = mpsc::unbounded_channel();
         let counters = Arc::clone(&options.counters);
@@ -185,7 +186,7 @@ impl LbRuntime {
         let mut task = Task {
             scheduler,
             balancer,
-            config: config.clone(),
+            config: Arc::clone(config),
             desired: desired_tx,
             groups: groups_tx,
             kernel_state,
@@ -203,17 +204,14 @@ impl LbRuntime {
 
     /// Adopts a reloaded config: virtual servers, real servers and checks that stay keep their
     /// health; removed virtual servers are released from the kernel. On error nothing changed.
-    pub async fn apply(&self, config: &conf::Config) -> Result<ApplySummary, LbError> {
-        let config = config.clone();
+    pub async fn apply(&self, config: &Arc<conf::Config>) -> Result<ApplySummary, LbError> {
+        let config = Arc::clone(config);
         // User lookups (NSS may ask a directory server) and CA files block.
-        let (config, mapped) = tokio::task::spawn_blocking(move || {
-            let mapped = Mapped::new(&config);
-            (config, mapped)
-        })
-        .await
-        .map_err(|_| LbError::Stopped)?;
+        let mapped = tokio::task::spawn_blocking(move || Mapped::new(&config))
+            .await
+            .map_err(|_| LbError::Stopped)?;
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Apply(Box::new((config, mapped?)), tx))?;
+        self.send(Command::Apply(Box::new(mapped?), tx))?;
         rx.await.map_err(|_| LbError::Stopped)
     }
 
@@ -270,7 +268,7 @@ impl LbRuntime {
 struct Task {
     scheduler: Scheduler,
     balancer: Balancer,
-    config: conf::Config,
+    config: Arc<conf::Config>,
     desired: watch::Sender<Desired>,
     groups: watch::Sender<GroupStates>,
     kernel_state: watch::Receiver<KernelState>,
@@ -293,10 +291,9 @@ impl Task {
             tokio::select! {
                 _ = heartbeat.tick() => {}
                 command = commands.recv() => match command {
-                    Some(Command::Apply(new, reply)) => {
-                        let (config, mapped) = *new;
+                    Some(Command::Apply(mapped, reply)) => {
                         // The asker may have given up; the reload happened anyway.
-                        let _ = reply.send(self.reload(config, mapped));
+                        let _ = reply.send(self.reload(*mapped));
                     }
                     Some(Command::Status(reply)) => {
                         let _ = reply.send(self.status().await);
@@ -329,7 +326,8 @@ impl Task {
         }
     }
 
-    fn reload(&mut self, config: conf::Config, mapped: Mapped) -> ApplySummary {
+    fn reload(&mut self, mapped: Mapped) -> ApplySummary {
+        let config = Arc::clone(mapped.config());
         let diff = conf::diff(&self.config, &config).virtual_servers;
         let summary = ApplySummary {
             added: diff.added.len(),

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -19,28 +20,33 @@ use super::map::{self, MapError, ScriptIdentity};
 use super::status::{CheckView, DesiredDest, RsStatus, VsStatus};
 
 /// A config, mapped and validated, ready to be applied in one step.
+///
+/// The config itself is shared, not copied: the supervisor, the runtime and every virtual
+/// server's entry hold the same `Arc` (with 10,000 checked real servers each copy is ~3 MB).
+/// Virtual servers, real servers and checks are found in it by position.
 #[derive(Debug)]
 pub(crate) struct Mapped {
+    config: Arc<conf::Config>,
+    /// One per `config.virtual_servers`, in order.
     vss: Vec<MappedVs>,
 }
 
 #[derive(Debug)]
 struct MappedVs {
-    conf: conf::VirtualServer,
     policy: lvs::VsPolicy,
+    /// One per real server, one check each per `checks` entry, in order.
     reals: Vec<Vec<MappedCheck>>,
 }
 
 #[derive(Debug)]
 struct MappedCheck {
     id: CheckId,
-    conf: conf::Check,
     spec: CheckSpec,
 }
 
 impl Mapped {
     /// Maps every virtual server and check of `config`; nothing is applied if anything fails.
-    pub(crate) fn new(config: &conf::Config) -> Result<Self, MapError> {
+    pub(crate) fn new(config: &Arc<conf::Config>) -> Result<Self, MapError> {
         let script = ScriptIdentity::resolve_if_needed(config)?;
         let mut seen = HashMap::new();
         let mut vss = Vec::with_capacity(config.virtual_servers.len());
@@ -67,21 +73,24 @@ impl Mapped {
                             other.0, other.1, other.2, vs.service, addr, index
                         )));
                     }
-                    checks.push(MappedCheck {
-                        id,
-                        conf: check.clone(),
-                        spec,
-                    });
+                    checks.push(MappedCheck { id, spec });
                 }
                 reals.push(checks);
             }
             vss.push(MappedVs {
                 policy: map::vs_policy(vs),
-                conf: vs.clone(),
                 reals,
             });
         }
-        Ok(Self { vss })
+        Ok(Self {
+            config: Arc::clone(config),
+            vss,
+        })
+    }
+
+    /// The config this was mapped from.
+    pub(crate) fn config(&self) -> &Arc<conf::Config> {
+        &self.config
     }
 }
 
@@ -110,14 +119,25 @@ pub(crate) struct CheckChange {
 
 #[derive(Debug)]
 struct VsEntry {
-    conf: conf::VirtualServer,
+    /// The config this entry was last applied from; its settings are `virtual_servers[index]`.
+    config: Arc<conf::Config>,
+    index: usize,
+    service: conf::VsKey,
     state: VsState,
+    /// One per real server of the config entry, in order.
     reals: Vec<RealEntry>,
+}
+
+impl VsEntry {
+    fn conf(&self) -> &conf::VirtualServer {
+        &self.config.virtual_servers[self.index]
+    }
 }
 
 #[derive(Debug)]
 struct RealEntry {
     key: lvs::DestKey,
+    /// One per check of the config entry, in order.
     checks: Vec<CheckSlot>,
     since: Instant,
 }
@@ -131,7 +151,6 @@ impl RealEntry {
 #[derive(Debug)]
 struct CheckSlot {
     id: CheckId,
-    conf: conf::Check,
     kind: &'static str,
     target: SocketAddr,
     up: bool,
@@ -153,34 +172,63 @@ impl Balancer {
     pub(crate) fn apply(&mut self, mapped: Mapped, now: Instant) -> SchedulerPlan {
         let mut plan = SchedulerPlan::default();
         let mut old: HashMap<conf::VsKey, VsEntry> =
-            self.vss.drain(..).map(|vs| (vs.conf.service, vs)).collect();
-        for m in mapped.vss {
-            let key = m.conf.service;
-            let (state, mut old_reals) = match old.remove(&key) {
-                Some(mut entry) => {
-                    let transitions = entry.state.reconfigure(m.policy);
+            self.vss.drain(..).map(|vs| (vs.service, vs)).collect();
+        let config = mapped.config;
+        for (index, (vs, m)) in config.virtual_servers.iter().zip(mapped.vss).enumerate() {
+            let key = vs.service;
+            // The previous entry's state, its config (the old checks' settings, found by
+            // position) and its real servers by key, with their positions.
+            let (state, previous_conf, mut old_reals) = match old.remove(&key) {
+                Some(entry) => {
+                    let VsEntry {
+                        config: old_config,
+                        index: old_index,
+                        mut state,
+                        reals,
+                        ..
+                    } = entry;
+                    let transitions = state.reconfigure(m.policy);
                     plan.transitions
                         .extend(transitions.into_iter().map(|t| (key, t)));
-                    let reals: HashMap<lvs::DestKey, RealEntry> =
-                        entry.reals.drain(..).map(|r| (r.key, r)).collect();
-                    (entry.state, reals)
+                    let reals: HashMap<lvs::DestKey, (usize, RealEntry)> = reals
+                        .into_iter()
+                        .enumerate()
+                        .map(|(r, real)| (real.key, (r, real)))
+                        .collect();
+                    (state, Some((old_config, old_index)), reals)
                 }
-                None => (VsState::new(m.policy), HashMap::new()),
+                None => (VsState::new(m.policy), None, HashMap::new()),
             };
+            let previous_vs = previous_conf
+                .as_ref()
+                .map(|(config, index)| &config.virtual_servers[*index]);
             let mut reals = Vec::with_capacity(m.reals.len());
-            for (rs, checks) in m.conf.real_servers.iter().zip(m.reals) {
+            for (rs, checks) in vs.real_servers.iter().zip(m.reals) {
                 let key = map::dest_key(rs);
                 let mut previous = old_reals.remove(&key);
-                let mut old_slots: HashMap<CheckId, CheckSlot> = previous
+                let old_r = previous.as_ref().map_or(0, |(r, _)| *r);
+                let mut old_slots: HashMap<CheckId, (usize, CheckSlot)> = previous
                     .as_mut()
-                    .map(|r| r.checks.drain(..).map(|c| (c.id, c)).collect())
+                    .map(|(_, real)| {
+                        real.checks
+                            .drain(..)
+                            .enumerate()
+                            .map(|(c, slot)| (slot.id, (c, slot)))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let slots = checks
                     .into_iter()
-                    .map(|c| match old_slots.remove(&c.id) {
-                        Some(slot) if slot.conf == c.conf && slot.target == c.spec.target => slot,
-                        Some(mut slot) => {
-                            slot.conf = c.conf;
+                    .zip(&rs.checks)
+                    .map(|(c, check)| match old_slots.remove(&c.id) {
+                        Some((old_c, slot))
+                            if previous_vs
+                                .is_some_and(|p| p.real_servers[old_r].checks[old_c] == *check)
+                                && slot.target == c.spec.target =>
+                        {
+                            slot
+                        }
+                        Some((_, mut slot)) => {
                             slot.kind = c.spec.kind.name();
                             slot.target = c.spec.target;
                             plan.upsert.push((c.id, c.spec));
@@ -189,7 +237,6 @@ impl Balancer {
                         None => {
                             let slot = CheckSlot {
                                 id: c.id,
-                                conf: c.conf,
                                 kind: c.spec.kind.name(),
                                 target: c.spec.target,
                                 up: !c.spec.start_down,
@@ -205,14 +252,16 @@ impl Balancer {
                 reals.push(RealEntry {
                     key,
                     checks: slots,
-                    since: previous.map_or(now, |p| p.since),
+                    since: previous.map_or(now, |(_, p)| p.since),
                 });
             }
-            for gone in old_reals.into_values() {
+            for (_, gone) in old_reals.into_values() {
                 plan.remove.extend(gone.checks.iter().map(|c| c.id));
             }
             let mut entry = VsEntry {
-                conf: m.conf,
+                config: Arc::clone(&config),
+                index,
+                service: key,
                 state,
                 reals,
             };
@@ -277,7 +326,7 @@ impl Balancer {
             effects.extend(vs.state.handle(real.key, health));
         }
         Some(CheckChange {
-            virtual_server: vs.conf.service,
+            virtual_server: vs.service,
             real_server: SocketAddr::new(real.key.addr, real.key.port),
             kind,
             transition: event.transition,
@@ -295,7 +344,7 @@ impl Balancer {
     pub(crate) fn groups(&self) -> BTreeMap<String, bool> {
         self.vss
             .iter()
-            .filter_map(|vs| Some((vs.conf.group.clone()?, vs.state.quorum_up())))
+            .filter_map(|vs| Some((vs.conf().group.clone()?, vs.state.quorum_up())))
             .collect()
     }
 
@@ -308,7 +357,7 @@ impl Balancer {
         for vs in &mut self.vss {
             let s = vs.state.shutdown();
             keep.extend(s.keep);
-            transitions.extend(s.transitions.into_iter().map(|t| (vs.conf.service, t)));
+            transitions.extend(s.transitions.into_iter().map(|t| (vs.service, t)));
         }
         (keep, transitions)
     }
@@ -345,20 +394,21 @@ impl Balancer {
             .map(|vs| {
                 let desired = vs.state.desired();
                 let quorum_up = vs.state.quorum_up();
+                let conf = vs.conf();
                 VsStatus {
-                    key: vs.conf.service.to_string(),
-                    group: vs.conf.group.clone(),
-                    scheduler: vs.conf.scheduler.to_string(),
-                    forwarding: vs.conf.forwarding.to_string(),
-                    quorum: vs.conf.quorum,
+                    key: vs.service.to_string(),
+                    group: conf.group.clone(),
+                    scheduler: conf.scheduler.to_string(),
+                    forwarding: conf.forwarding.to_string(),
+                    quorum: conf.quorum,
                     quorum_up,
                     alive_weight: vs.state.alive_weight(),
-                    sorry_server: vs.conf.sorry_server.map(|s| s.to_string()),
-                    sorry_active: !quorum_up && vs.conf.sorry_server.is_some(),
+                    sorry_server: conf.sorry_server.map(|s| s.to_string()),
+                    sorry_active: !quorum_up && conf.sorry_server.is_some(),
                     real_servers: vs
                         .reals
                         .iter()
-                        .zip(&vs.conf.real_servers)
+                        .zip(&conf.real_servers)
                         .map(|(real, rs)| RsStatus {
                             addr: SocketAddr::new(real.key.addr, real.key.port).to_string(),
                             weight: rs.weight,

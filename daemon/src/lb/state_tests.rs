@@ -56,9 +56,14 @@ fn event(vs: &str, real: &str, index: usize, transition: Transition) -> CheckEve
     }
 }
 
+/// `config` mapped, as the runtime does with the config it shares.
+fn mapped(config: &conf::Config) -> Mapped {
+    Mapped::new(&Arc::new(config.clone())).unwrap()
+}
+
 fn balancer(config: &conf::Config) -> (Balancer, SchedulerPlan) {
     let mut b = Balancer::default();
-    let plan = b.apply(Mapped::new(config).unwrap(), Instant::now());
+    let plan = b.apply(mapped(config), Instant::now());
     (b, plan)
 }
 
@@ -138,7 +143,7 @@ fn reload_that_adds_a_virtual_server_keeps_health() {
         now,
     )
     .unwrap();
-    let plan = b.apply(Mapped::new(&config(SECOND_VS)).unwrap(), now);
+    let plan = b.apply(mapped(&config(SECOND_VS)), now);
     // Existing checks untouched; the new server has no checks at all, so nothing to start.
     assert!(plan.upsert.is_empty(), "{:?}", plan.upsert);
     assert!(plan.remove.is_empty());
@@ -170,7 +175,7 @@ fn reload_replaces_changed_checks_in_place_and_removes_dropped_ones() {
     };
     h.path = "/health".into();
     next.virtual_servers[0].real_servers[1].checks.clear();
-    let plan = b.apply(Mapped::new(&next).unwrap(), now);
+    let plan = b.apply(mapped(&next), now);
     let changed = map::check_id(&vs_key(vs), "192.0.2.21:80".parse().unwrap(), 1);
     let dropped = map::check_id(&vs_key(vs), "192.0.2.22:80".parse().unwrap(), 0);
     assert_eq!(
@@ -189,11 +194,11 @@ fn reload_replaces_changed_checks_in_place_and_removes_dropped_ones() {
 #[test]
 fn reload_without_a_virtual_server_releases_it() {
     let (mut b, _) = balancer(&config(SECOND_VS));
-    let plan = b.apply(Mapped::new(&config("")).unwrap(), Instant::now());
+    let plan = b.apply(mapped(&config("")), Instant::now());
     assert!(plan.remove.is_empty(), "the second one had no checks");
     assert_eq!(b.desired().len(), 1);
     let plan = b.apply(
-        Mapped::new(&conf::load_str("", "empty.toml").unwrap()).unwrap(),
+        mapped(&conf::load_str("", "empty.toml").unwrap()),
         Instant::now(),
     );
     assert_eq!(plan.remove.len(), 3);
@@ -258,7 +263,7 @@ fn a_shared_config_fragment_update_applies_by_diff_and_keeps_health() {
         now,
     )
     .unwrap();
-    let plan = b.apply(Mapped::new(&merged(7)).unwrap(), now);
+    let plan = b.apply(mapped(&merged(7)), now);
     assert!(
         plan.upsert.is_empty(),
         "no check restarted: {:?}",

@@ -148,7 +148,7 @@ fn start(config: &conf::Config, kernel: &SharedFake) -> LbRuntime {
         SchedulerConfig::default(),
     );
     options.resync = Duration::from_millis(200);
-    LbRuntime::start(config, options).unwrap()
+    LbRuntime::start(&Arc::new(config.clone()), options).unwrap()
 }
 
 /// Polls the status until `pred` holds; panics with the last status after `limit`.
@@ -312,7 +312,7 @@ async fn reload_keeps_checker_state_and_releases_removed_servers() {
     let second = "\n[[virtual_server]]\naddress = \"192.0.2.10:81\"\n\
                   [[virtual_server.real_server]]\naddress = \"127.0.0.1\"\n";
     let reloaded = config("http", &[addr_dead, live.addr], "", second);
-    let summary = lb.apply(&reloaded).await.unwrap();
+    let summary = lb.apply(&Arc::new(reloaded)).await.unwrap();
     assert_eq!((summary.added, summary.unchanged), (1, 1));
     let status = lb.status().await.unwrap();
     assert_eq!(status.virtual_servers.len(), 2);
@@ -335,7 +335,7 @@ async fn reload_keeps_checker_state_and_releases_removed_servers() {
 
     // Removing the first virtual server releases it from the kernel.
     let only_second = conf::load_str(second, "second.toml").unwrap();
-    let summary = lb.apply(&only_second).await.unwrap();
+    let summary = lb.apply(&Arc::new(only_second.clone())).await.unwrap();
     assert_eq!((summary.removed, summary.unchanged), (1, 1));
     let status = lb.status().await.unwrap();
     assert_eq!(status.virtual_servers.len(), 1);
@@ -355,7 +355,10 @@ async fn reload_keeps_checker_state_and_releases_removed_servers() {
             },
             ..initial.virtual_servers[0].real_servers[0].checks[0].clone()
         });
-    assert!(matches!(lb.apply(&bad).await, Err(LbError::Map(_))));
+    assert!(matches!(
+        lb.apply(&Arc::new(bad)).await,
+        Err(LbError::Map(_))
+    ));
     assert!(
         lb.status().await.unwrap().virtual_servers[0].real_servers[0]
             .checks
@@ -386,7 +389,7 @@ async fn without_ipvs_the_desired_table_is_still_computed() {
         IpvsBackend::Disabled("kernel has no IPVS".into()),
         SchedulerConfig::default(),
     );
-    let lb = LbRuntime::start(&config("tcp", &[a.addr], "", ""), options).unwrap();
+    let lb = LbRuntime::start(&Arc::new(config("tcp", &[a.addr], "", "")), options).unwrap();
     let addr = a.stop().await;
     wait_status(&lb, detection_limit(), |s| !real(s, 0, addr).up).await;
     let status = lb.status().await.unwrap();
@@ -417,7 +420,9 @@ async fn ipvs_is_not_opened_without_virtual_servers() {
     assert!(status.virtual_servers.is_empty());
     // The first virtual server opens it.
     let a = HttpServer::start().await;
-    lb.apply(&config("tcp", &[a.addr], "", "")).await.unwrap();
+    lb.apply(&Arc::new(config("tcp", &[a.addr], "", "")))
+        .await
+        .unwrap();
     wait_status(&lb, Duration::from_secs(2), |s| s.ipvs == "ok").await;
     assert!(kernel.dests(80).is_some());
     lb.shutdown().await;

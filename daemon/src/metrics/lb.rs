@@ -261,7 +261,7 @@ mod tests {
             IpvsBackend::Given(Box::new(FakeIpvs::new())),
             SchedulerConfig::default(),
         );
-        let lb = LbRuntime::start(&config, options).expect("start");
+        let lb = LbRuntime::start(&std::sync::Arc::new(config), options).expect("start");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let text = loop {
             let status = lb.status().await.expect("status");

@@ -22,6 +22,8 @@
 //!   received on it too (the kernel hands a private macvlan the multicast frames sent from its
 //!   own MAC, i.e. the peer's adverts, and not its parent), unicast ones on the parent. The
 //!   parent gets `arp_ignore=1`/`arp_filter=1` while a vmac lives on it.
+//! - `realtime.rs`: `SCHED_RR` for the unit threads (on by default) behind its
+//!   `RLIMIT_RTTIME` safeguard.
 //! - [`track`]: link, script and file tracking sources.
 //! - [`notify`]: the per-instance notify-script queue and its environment.
 //! - [`script`]: running one script as the unprivileged script user with a timeout.
@@ -43,6 +45,7 @@ pub mod track;
 
 mod actions;
 mod network;
+mod realtime;
 mod task;
 mod vmac;
 

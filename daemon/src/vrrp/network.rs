@@ -161,6 +161,11 @@ impl Network {
         self.socket.recv().await
     }
 
+    /// The next packet already queued, without waiting; `None` when there is none.
+    pub(crate) fn try_recv(&self) -> Option<Result<Received, NetError>> {
+        self.socket.try_recv()
+    }
+
     /// Encodes and sends `advert` to the group or to each unicast peer. Returns one error per
     /// destination that failed; the others are still tried.
     pub(crate) async fn send_advert(&self, advert: &Advertisement) -> Vec<String> {

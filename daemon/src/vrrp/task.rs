@@ -29,6 +29,7 @@ use vigil_vrrp::sync_group::SyncGroup;
 use super::config::{ConvertError, instance_config, interface_key, is_fenced, parse_file_value};
 use super::network::Network;
 use super::notify::{NotifyQueue, Transition};
+use super::realtime::Realtime;
 use super::script::ScriptIdentity;
 use super::status::{InstanceStatus, ShellStats};
 use super::track::TrackSources;
@@ -120,7 +121,7 @@ pub(crate) fn spawn(
         senders.push(status_tx);
         statuses.push(status_rx);
     }
-    let rt_priority = config.global.vrrp_rt_priority;
+    let rt = Realtime::of(config);
     let config = spec.scripts_config(config);
     let beacon = Beacon::new();
     let unit = run(
@@ -132,7 +133,7 @@ pub(crate) fn spawn(
         beacon.clone(),
         fence,
     );
-    let task = spawn_thread(&spec.name, rt_priority, unit);
+    let task = spawn_thread(&spec.name, rt, unit);
     UnitHandle {
         spec,
         tx,
@@ -142,17 +143,21 @@ pub(crate) fn spawn(
     }
 }
 
-/// Runs `unit` on a thread of its own with a current-thread runtime, optionally under
-/// `SCHED_RR` at `rt_priority`. The returned task ends with the unit; aborting it stops the unit.
+/// Runs `unit` on a thread of its own with a current-thread runtime, under `SCHED_RR` when `rt`
+/// asks for it (the default; see [`super::realtime`]). The returned task ends with the unit;
+/// aborting it stops the unit.
 ///
 /// Why a thread: on a starved CPU the shared runtime's workers also run the API, health checks
 /// and coordination, and an advert or a Master_Down timer waits behind them (a false failover).
-/// On its own thread the unit's timers, socket reader and loop share one scheduler: a received
-/// advert wakes one thread instead of two, and real-time scheduling, when configured, applies
-/// to VRRP alone. Its scripts still run with normal scheduling (`SCHED_RESET_ON_FORK`).
+/// On its own thread everything of the unit runs on its one scheduler: timers, the socket
+/// reader, adverts out, state transitions, the netlink connection that adds and removes VIPs,
+/// gratuitous ARP/NA bursts, track sources and the notify queue. A received advert wakes one
+/// thread instead of two, and real-time scheduling applies to VRRP alone. Scripts, and any
+/// thread started from here, run with normal scheduling (`SCHED_RESET_ON_FORK`). Fenced VIPs are
+/// added by the fencing task on the shared runtime: they wait for a quorum round trip anyway.
 fn spawn_thread(
     name: &str,
-    rt_priority: Option<u8>,
+    rt: Realtime,
     unit: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
     let (abort_tx, abort_rx) = tokio::sync::oneshot::channel::<()>();
@@ -163,12 +168,7 @@ fn spawn_thread(
     let spawned = std::thread::Builder::new()
         .name(thread_name)
         .spawn(move || {
-            if let Some(priority) = rt_priority {
-                match vigil_net::set_thread_realtime(priority) {
-                    Ok(()) => tracing::debug!(unit = %unit_name, priority, "VRRP thread runs under SCHED_RR"),
-                    Err(e) => tracing::warn!(unit = %unit_name, priority, error = %e, "cannot set real-time scheduling (vrrp_rt_priority needs CAP_SYS_NICE); running with normal scheduling"),
-                }
-            }
+            super::realtime::enter(&unit_name, rt);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
@@ -389,9 +389,9 @@ async fn run(
             () = sleep_until(deadline) => {
                 // On a starved CPU the Master_Down timer and the master's advert become ready
                 // together; acting on the timer first makes a false failover that the advert
-                // undoes a moment later. Let the packet reader run, take everything it queued,
-                // and fire only the timers still due after that.
-                tokio::task::yield_now().await;
+                // undoes a moment later. So first everything the reader queued, then every
+                // packet still in the sockets (read here, not left to the reader task, which
+                // the scheduler may run after us), and only then the timers still due.
                 let mut stop = false;
                 while let Ok(event) = rx.try_recv() {
                     match event {
@@ -406,10 +406,12 @@ async fn run(
                         }
                     }
                 }
-                unit.drain().await;
                 if stop {
+                    unit.drain().await;
                     break;
                 }
+                unit.read_waiting();
+                unit.drain().await;
                 let now = Instant::now();
                 streak = 0;
                 if unit.group.poll_timeout().is_some_and(|at| at <= now) {
@@ -443,8 +445,14 @@ async fn run(
             && unit.group.poll_timeout().is_some_and(|at| at <= now)
         {
             streak = 0;
-            unit.group.handle_timeout(now);
+            // As above: adverts already in the sockets count before the timer.
+            unit.read_waiting();
             unit.drain().await;
+            let now = Instant::now();
+            if unit.group.poll_timeout().is_some_and(|at| at <= now) {
+                unit.group.handle_timeout(now);
+                unit.drain().await;
+            }
         }
     }
     beacon.retire();
@@ -610,6 +618,19 @@ impl Unit {
         self.drain().await;
         if let Some(m) = self.members.get_mut(member) {
             m.net.retain_vips(&m.conf);
+        }
+    }
+
+    /// Handles every packet already waiting in the members' sockets, without waiting for more
+    /// (at most [`QUEUE`] per member, so a flood cannot hold the timers off).
+    fn read_waiting(&mut self) {
+        for member in 0..self.members.len() {
+            for _ in 0..QUEUE {
+                let Some(result) = self.members[member].net.try_recv() else {
+                    break;
+                };
+                self.packet(member, result);
+            }
         }
     }
 

@@ -246,3 +246,36 @@ fn equal_priority_advert_is_accepted_by_a_backup() {
     feed(&mut vi, at, from(2, advert(Version::V3, 100, 100)));
     assert_eq!(vi.poll_timeout(), Some(at + vi.master_down_interval()));
 }
+
+#[test]
+fn a_stalled_backup_that_reads_its_queued_advert_before_its_timer_stays_backup() {
+    // The daemon's order after a scheduling stall (daemon/src/vrrp/task.rs): the master's
+    // advert sat in the socket while the Master_Down_Timer expired; handled first, at the late
+    // `now`, it restarts the timer, and nothing is due any more.
+    let t0 = epoch();
+    let mut vi = started(config(Version::V3, 100, 1), t0);
+    feed(&mut vi, t0, from(2, advert(Version::V3, 150, 100)));
+    let deadline = vi.poll_timeout().expect("master-down armed");
+    let now = deadline + SECOND;
+    let actions = feed(&mut vi, now, from(2, advert(Version::V3, 150, 100)));
+    vi.handle_timeout(now);
+    let actions: Vec<Action> = actions.into_iter().chain(drain(&mut vi)).collect();
+    assert_eq!(transitions(&actions), []);
+    assert_eq!(vi.state(), State::Backup);
+    assert!(vi.poll_timeout().is_some_and(|at| at > now));
+
+    // The other order is the false failover the daemon avoids: master for a moment, then
+    // preempted by the advert that was already there.
+    let mut vi = started(config(Version::V3, 100, 1), t0);
+    feed(&mut vi, t0, from(2, advert(Version::V3, 150, 100)));
+    vi.handle_timeout(now);
+    let mut actions = drain(&mut vi);
+    actions.extend(feed(&mut vi, now, from(2, advert(Version::V3, 150, 100))));
+    assert_eq!(
+        transitions(&actions),
+        [
+            (State::Backup, State::Master, Reason::MasterDown),
+            (State::Master, State::Backup, Reason::Preempted)
+        ]
+    );
+}
