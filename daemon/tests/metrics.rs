@@ -65,12 +65,19 @@ fn metrics_are_scraped_from_a_running_daemon() {
     let text = loop {
         let (code, body) = http(port, "GET", "/metrics", None);
         assert_eq!(code, 200, "{body}");
-        if value(&body, &series) == Some(1.0) {
+        // A real server starts up (no `alpha`), so the gauge alone can be 1 before any check
+        // ran: wait for a counted attempt too.
+        let attempted = value(
+            &body,
+            "vigil_check_attempts_total{kind=\"tcp\",result=\"ok\"}",
+        )
+        .is_some_and(|n| n >= 1.0);
+        if value(&body, &series) == Some(1.0) && attempted {
             break body;
         }
         assert!(
             Instant::now() < deadline,
-            "{series} never 1; last scrape:\n{body}\nlog:\n{}",
+            "{series} never 1 after a successful check; last scrape:\n{body}\nlog:\n{}",
             daemon.log()
         );
         std::thread::sleep(Duration::from_millis(50));

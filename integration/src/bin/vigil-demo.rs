@@ -164,14 +164,13 @@ fn run() -> anyhow::Result<()> {
         SESSION.as_secs(),
         match led {
             Some(true) => {
-                "but lb1 also led the coordination cluster:\n  the others first elect a new \
-                 leader (Raft waits out the old leader's lease, election_timeout_max,\n  plus a \
-                 random election timeout: 1.5-2 s here), and a new leader gives every session a \
-                 full\n  timeout from its take-over, as it cannot know when the old one last \
-                 heard from each client"
+                "and lb1 also led the coordination cluster:\n  the others first elect a new \
+                 leader (1.5-2 s here), which keeps the session's deadline: the\n  fencing \
+                 session is renewed only by committed writes, so every member knows when it \
+                 applied\n  the last one; then lb2 claims at once"
             }
             Some(false) => "then lb2 claims at once (it watches the owner znode's deletion)",
-            None => "or (if lb1 led the cluster) a full timeout after a new leader took over",
+            None => "then lb2 claims at once (after a Raft election if lb1 led the cluster)",
         }
     );
     let Ok(new_token) = wait_value("lb2 holds the VIP under a token", || {
