@@ -68,6 +68,11 @@ impl Cluster {
         self.members.iter().map(Member::rss_bytes).collect()
     }
 
+    /// CPU time used by all members together since they started.
+    pub fn cpu(&self) -> Result<Duration> {
+        self.members.iter().map(Member::cpu).sum()
+    }
+
     /// Stops all members (SIGTERM, then SIGKILL after `grace`).
     pub async fn stop_all(&mut self, grace: Duration) -> Result<()> {
         for m in &mut self.members {
@@ -202,6 +207,11 @@ impl Target for ProcessTarget {
     fn rss_of_members(&mut self) -> Result<Vec<u64>> {
         self.cluster.check_alive()?;
         self.cluster.rss()
+    }
+
+    fn cpu_of_members(&mut self) -> Result<Duration> {
+        self.cluster.check_alive()?;
+        self.cluster.cpu()
     }
 
     async fn restart_all(&mut self) -> Result<Duration> {

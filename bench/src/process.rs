@@ -68,6 +68,19 @@ impl Member {
         }
     }
 
+    /// CPU time (user + system, all threads) the member has used since it started, from
+    /// `/proc/<pid>/stat`.
+    pub fn cpu(&self) -> Result<Duration> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| BenchError::Cluster(format!("{} not running", self.name)))?;
+        let path = format!("/proc/{pid}/stat");
+        let line = std::fs::read_to_string(&path).map_err(|e| BenchError::io(path.clone(), e))?;
+        let stat = crate::procstat::parse_stat(&line)
+            .ok_or_else(|| BenchError::Cluster(format!("cannot parse {path}")))?;
+        Ok(crate::procstat::ticks_to_duration(stat.ticks))
+    }
+
     /// Resident set size in bytes, from `/proc/<pid>/status`.
     pub fn rss_bytes(&self) -> Result<u64> {
         let pid = self

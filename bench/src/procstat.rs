@@ -56,7 +56,12 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
 pub fn own_cpu() -> anyhow::Result<Duration> {
     let line = fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
     let stat = parse_stat(&line).context("parsing /proc/self/stat")?;
-    Ok(Duration::from_secs_f64(stat.ticks as f64 / USER_HZ))
+    Ok(ticks_to_duration(stat.ticks))
+}
+
+/// A `/proc/<pid>/stat` time in clock ticks as a duration.
+pub fn ticks_to_duration(ticks: u64) -> Duration {
+    Duration::from_secs_f64(ticks as f64 / USER_HZ)
 }
 
 /// What a process group has used so far.

@@ -42,6 +42,12 @@ pub struct PhaseFigures {
     pub ops: usize,
     /// Failed operations.
     pub errors: usize,
+    /// CPU time (user + system) of all members together per 1,000 completed operations, ms.
+    /// On a machine where members, load generator and other work share the cores, this is
+    /// what bounds throughput once latency no longer does.
+    pub member_cpu_ms_per_1k: Option<f64>,
+    /// The load generator's own CPU time per 1,000 operations, ms (client-side cost).
+    pub bench_cpu_ms_per_1k: Option<f64>,
 }
 
 impl From<&Throughput> for PhaseFigures {
@@ -52,6 +58,8 @@ impl From<&Throughput> for PhaseFigures {
             p99_ms: ms(t.p99),
             ops: t.ops,
             errors: t.errors,
+            member_cpu_ms_per_1k: None,
+            bench_cpu_ms_per_1k: None,
         }
     }
 }
@@ -132,6 +140,16 @@ const ROWS: &[Row] = &[
         decimals: 2,
     },
     Row {
+        label: "  member CPU ms/1k writes",
+        get: |f| f.write_64.as_ref().and_then(|p| p.member_cpu_ms_per_1k),
+        decimals: 0,
+    },
+    Row {
+        label: "  bench CPU ms/1k writes",
+        get: |f| f.write_64.as_ref().and_then(|p| p.bench_cpu_ms_per_1k),
+        decimals: 0,
+    },
+    Row {
         label: "lin. reads/s, 64 clients",
         get: |f| f.read_64.as_ref().map(|p| p.per_sec),
         decimals: 0,
@@ -140,6 +158,11 @@ const ROWS: &[Row] = &[
         label: "  p99 ms",
         get: |f| f.read_64.as_ref().map(|p| p.p99_ms),
         decimals: 2,
+    },
+    Row {
+        label: "  member CPU ms/1k reads",
+        get: |f| f.read_64.as_ref().and_then(|p| p.member_cpu_ms_per_1k),
+        decimals: 0,
     },
     Row {
         label: "watch notify p50 ms",
@@ -254,6 +277,8 @@ mod tests {
                 p99_ms: 2.0,
                 ops: 12_624,
                 errors: 0,
+                member_cpu_ms_per_1k: None,
+                bench_cpu_ms_per_1k: None,
             }),
             restart_secs: Some(10.5),
             ..Figures::default()

@@ -48,9 +48,19 @@ pub async fn run_target(target: &mut dyn Target, s: &Settings) -> Figures {
         (64, Op::Read, "read x64"),
     ] {
         eprintln!("[{name}] {label} for {phase:?}");
+        let cpu_before = cpu_now(target);
         match load::closed_loop(target, clients, phase, op).await {
             Ok(t) => {
-                let p = Some(PhaseFigures::from(&t));
+                let mut p = PhaseFigures::from(&t);
+                if let (Some((members, bench)), Some((members2, bench2))) =
+                    (cpu_before, cpu_now(target))
+                {
+                    let per_1k =
+                        |d: Duration| (t.ops > 0).then(|| d.as_secs_f64() * 1e6 / t.ops as f64);
+                    p.member_cpu_ms_per_1k = per_1k(members2.saturating_sub(members));
+                    p.bench_cpu_ms_per_1k = per_1k(bench2.saturating_sub(bench));
+                }
+                let p = Some(p);
                 match (clients, op) {
                     (1, Op::Write) => f.write_1 = p,
                     (_, Op::Write) => f.write_64 = p,
@@ -85,6 +95,14 @@ pub async fn run_target(target: &mut dyn Target, s: &Settings) -> Figures {
         Err(e) => fail(&mut f, "restart", &e),
     }
     f
+}
+
+/// CPU time used so far by the target's members together, and by this (load generator)
+/// process; `None` if either cannot be read, so the phase is reported without CPU figures.
+fn cpu_now(target: &mut dyn Target) -> Option<(Duration, Duration)> {
+    let members = target.cpu_of_members().ok()?;
+    let bench = crate::procstat::own_cpu().ok()?;
+    Some((members, bench))
 }
 
 /// Facts recorded next to the figures.

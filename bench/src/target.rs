@@ -69,6 +69,9 @@ pub trait Target: Send + Sync {
     /// Resident set size of each member process, in bytes.
     fn rss_of_members(&mut self) -> Result<Vec<u64>>;
 
+    /// CPU time (user + system) all member processes together have used since they started.
+    fn cpu_of_members(&mut self) -> Result<Duration>;
+
     /// Stops every member, starts them again on the same data, and returns the time from
     /// the first start until a linearizable read through a fresh client succeeds.
     async fn restart_all(&mut self) -> Result<Duration>;

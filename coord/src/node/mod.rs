@@ -34,6 +34,7 @@
 
 mod admin;
 mod backend;
+mod campaign;
 mod config;
 mod duties;
 mod error;
@@ -174,8 +175,10 @@ impl CoordNode {
             })
         };
         let duties = tokio::spawn(duties::run(Arc::clone(&inner)));
+        let campaign = tokio::spawn(campaign::run(Arc::clone(&inner)));
         inner.push_task(server);
         inner.push_task(duties);
+        inner.push_task(campaign);
         inner.initialize_if_new().await?;
         tracing::info!(node = id, addr = %local_addr, "coordination node started");
         Ok(CoordNode { inner })

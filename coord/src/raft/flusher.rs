@@ -8,6 +8,10 @@
 //!
 //! It is a plain thread rather than a blocking-pool task: it lives as long as the store, and
 //! a stuck disk then parks one thread of its own instead of one of the runtime's.
+//!
+//! [`Job::Hint`]s (the committed log id) are coalesced: only the latest one queued is run, at
+//! most once per [`HINT_INTERVAL`], so a busy log does not create, write and rename a file
+//! (which ext4 turns into a block write of its own) on this thread between every two fsyncs.
 
 use std::fs::File;
 use std::io;
@@ -16,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::error::{LogError, io_err};
 use super::log_store::FSYNC_LATENCY;
@@ -38,7 +42,14 @@ pub(crate) enum Job {
     },
     /// Run `f` once every flush queued before it is durable (and its callback fired).
     After(Box<dyn FnOnce() + Send>),
+    /// Like `After`, for a value whose latest version is all that matters: a later `Hint`
+    /// replaces one not yet run, and the latest runs at most [`HINT_INTERVAL`] after it was
+    /// queued. It still runs before any `After` queued behind it, and before the thread exits.
+    Hint(Box<dyn FnOnce() + Send>),
 }
+
+/// Longest a [`Job::Hint`] waits for later ones to replace it.
+pub(crate) const HINT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// State shared by the store and its flusher thread.
 #[derive(Debug, Default)]
@@ -117,13 +128,33 @@ impl Flusher {
     }
 }
 
+/// The latest hint not yet run, and when the oldest hint it replaced was queued.
+type PendingHint = Option<(Box<dyn FnOnce() + Send>, Instant)>;
+
 fn run(dir: &Path, rx: &Receiver<Job>, state: &Weak<FlushState>) {
-    while let Ok(first) = rx.recv() {
+    let mut hint: PendingHint = None;
+    loop {
+        let first = match &hint {
+            None => rx.recv().ok(),
+            Some((_, since)) => {
+                let wait = HINT_INTERVAL.saturating_sub(since.elapsed());
+                match rx.recv_timeout(wait) {
+                    Ok(job) => Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        run_hint(&mut hint);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                }
+            }
+        };
+        let Some(first) = first else { break };
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
         let Some(state) = state.upgrade() else { return };
         let mut flushes = Vec::new();
         let mut after = Vec::new();
+        let mut hint_then_after = false;
         for job in jobs {
             match job {
                 Job::Flush {
@@ -132,7 +163,15 @@ fn run(dir: &Path, rx: &Receiver<Job>, state: &Weak<FlushState>) {
                     new_segment,
                     done,
                 } => flushes.push((file, path, new_segment, done)),
-                Job::After(f) => after.push(f),
+                Job::After(f) => {
+                    // An `After` behind a pending hint must see the hint written first.
+                    hint_then_after |= hint.is_some();
+                    after.push(f);
+                }
+                Job::Hint(f) => {
+                    let since = hint.take().map_or_else(Instant::now, |(_, since)| since);
+                    hint = Some((f, since));
+                }
             }
         }
         // Every `After` job follows some flushes of this round, or none: running them all once
@@ -148,9 +187,24 @@ fn run(dir: &Path, rx: &Receiver<Job>, state: &Weak<FlushState>) {
                 Err(e) => Err(io::Error::other(e.to_string())),
             });
         }
+        if hint_then_after
+            || hint
+                .as_ref()
+                .is_some_and(|(_, s)| s.elapsed() >= HINT_INTERVAL)
+        {
+            run_hint(&mut hint);
+        }
         for f in after {
             f();
         }
+    }
+    // The channel is closed (the store is gone) and every flush before the hint is durable.
+    run_hint(&mut hint);
+}
+
+fn run_hint(hint: &mut PendingHint) {
+    if let Some((f, _)) = hint.take() {
+        f();
     }
 }
 
@@ -183,4 +237,74 @@ fn flush_all(
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Hints queued while the thread is busy collapse into the latest one, which runs before
+    /// an `After` queued behind it; a hint on its own runs within [`HINT_INTERVAL`].
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hints_coalesce_to_the_latest_and_run_before_later_waiters() {
+        let dir = std::env::temp_dir().join(format!("vigil-hints-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let flusher = Flusher::start(&dir).expect("start");
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let (release, held) = mpsc::channel::<()>();
+        flusher
+            .send(Job::After(Box::new(move || {
+                let _ = held.recv();
+            })))
+            .expect("hold the thread");
+        for i in 0..100 {
+            let ran = Arc::clone(&ran);
+            flusher
+                .send(Job::Hint(Box::new(move || {
+                    ran.lock().expect("lock").push(i);
+                })))
+                .expect("hint");
+        }
+        release.send(()).expect("release");
+        flusher.drain().await.expect("drain");
+        assert_eq!(*ran.lock().expect("lock"), vec![99]);
+
+        let ran2 = Arc::clone(&ran);
+        let queued = Instant::now();
+        flusher
+            .send(Job::Hint(Box::new(move || {
+                ran2.lock().expect("lock").push(100);
+            })))
+            .expect("hint");
+        while ran.lock().expect("lock").len() < 2 {
+            assert!(
+                queued.elapsed() < HINT_INTERVAL * 20,
+                "a lone hint never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(*ran.lock().expect("lock"), vec![99, 100]);
+        drop(flusher);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Dropping the flusher runs a hint that was still waiting.
+    #[test]
+    fn a_pending_hint_runs_before_the_thread_exits() {
+        let dir = std::env::temp_dir().join(format!("vigil-hint-exit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let flusher = Flusher::start(&dir).expect("start");
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        flusher
+            .send(Job::Hint(Box::new(move || {
+                flag.store(true, Ordering::SeqCst);
+            })))
+            .expect("hint");
+        drop(flusher);
+        assert!(ran.load(Ordering::SeqCst));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

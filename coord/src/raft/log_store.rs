@@ -483,8 +483,11 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         let dir = self.shared.dir.clone();
         let value = committed.clone();
         let state = Arc::clone(&self.flusher.state);
+        // A hint: the flusher writes only the latest value, at most every `HINT_INTERVAL`,
+        // instead of a create, write and rename (which ext4 turns into a block write) per
+        // commit advance.
         self.flusher
-            .send(Job::After(Box::new(move || {
+            .send(Job::Hint(Box::new(move || {
                 // After a failed fsync the entries it points at may not be on disk.
                 if state.failed.load(Ordering::SeqCst) {
                     return;
