@@ -228,9 +228,10 @@ Failover time: a graceful stop or a preempting peer gets the VIPs at once (VIPs 
 deleted, the successor claims on the deletion event). After a crash the successor waits for the
 dead owner's session to expire: \fIsession_timeout\fR after its last keep\-alive, so between
 \fIsession_timeout\fR \(mi \fIkeepalive_interval\fR and \fIsession_timeout\fR after the crash
-(VRRP needs 3\(en3.6 s to notice it at 1 s adverts, so the defaults add little). If the crashed node was also the Raft leader, the survivors first elect a
-new one (openraft waits out the old leader's lease, \fIelection_timeout_max\fR, plus a random
-election timeout), and the new leader gives every session a full timeout from its take\-over.
+(VRRP needs 2.6\(en3.6 s to notice it at 1 s adverts, so the defaults add little). The same
+holds when the crashed node was also the Raft leader: the fencing session is renewed only by
+committed writes, so the newly elected leader (1.5\(en2 s after the crash) knows when it applied
+the last one and keeps that deadline instead of granting a fresh timeout.
 .SH "REAL-TIME SCHEDULING"
 Each VRRP unit (a sync group or a lone instance) runs on a thread of its own: socket, timers,
 state machine, adverts, VIP changes and gratuitous ARP/NA. By default that thread, and no other,
