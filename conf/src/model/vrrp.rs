@@ -65,6 +65,16 @@ impl VrrpInstance {
             AddressFamily::Ipv6 => format!("vrrp6.{}", self.vrid),
         }))
     }
+
+    /// The interface `vip` is configured on: its own `dev`, else the vmac (with `use_vmac`, so
+    /// that the vmac answers ARP for it with the virtual MAC), else the instance's interface,
+    /// as in keepalived.
+    pub fn vip_interface(&self, vip: &Vip) -> String {
+        vip.dev
+            .clone()
+            .or_else(|| self.vmac_interface())
+            .unwrap_or_else(|| self.interface.clone())
+    }
 }
 
 /// VRRP protocol version.

@@ -26,12 +26,7 @@ impl VipSet {
     pub(super) fn resolve(instance: &conf::VrrpInstance) -> Result<VipSet, NetError> {
         let mut places = Vec::new();
         for v in &instance.vips {
-            // `use_vmac`: on the vmac, as the unfenced VIPs (`vrrp/network.rs`).
-            let interface = v
-                .dev
-                .clone()
-                .or_else(|| instance.vmac_interface())
-                .unwrap_or_else(|| instance.interface.clone());
+            let interface = instance.vip_interface(v);
             places.push(Place {
                 ifindex: iface::ifindex(&interface)?,
                 vip: Vip {

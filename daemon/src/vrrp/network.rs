@@ -314,13 +314,7 @@ fn parent_source(parent: &str, family: Family) -> Result<IpAddr, NetError> {
 fn vip_places(instance: &conf::VrrpInstance) -> Result<HashMap<IpAddr, VipPlace>, NetError> {
     let mut vips = HashMap::new();
     for v in &instance.vips {
-        // With `use_vmac` the VIPs live on the vmac, so that it answers ARP for them with the
-        // virtual MAC; an explicit `dev` still wins, as in keepalived.
-        let interface = v
-            .dev
-            .clone()
-            .or_else(|| instance.vmac_interface())
-            .unwrap_or_else(|| instance.interface.clone());
+        let interface = instance.vip_interface(v);
         let ifindex = iface::ifindex(&interface)?;
         let vip = Vip {
             addr: v.addr,
