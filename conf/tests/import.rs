@@ -391,6 +391,39 @@ proptest! {
 }
 
 #[test]
+fn realtime_scheduling_of_global_defs_maps_to_global() {
+    let src = "global_defs {\n vrrp_rt_priority 30\n vrrp_rlimit_rtime 250000\n}\n";
+    let (import, c) = text(src);
+    assert!(import.unconverted.is_empty(), "{:#?}", import.unconverted);
+    assert_eq!(c.global.vrrp_rt_priority, Some(30));
+    assert_eq!(c.global.vrrp_rlimit_rtime, Duration::from_millis(250));
+    // keepalived's 0 is "not real-time", vigil's too.
+    let (_, c) = text("global_defs {\n vrrp_rt_priority 0\n}\n");
+    assert_eq!(c.global.vrrp_rt_priority, None);
+    // Not written: vigil's defaults, not keepalived's.
+    let (_, c) = text("global_defs {\n router_id lb1\n}\n");
+    assert_eq!(
+        c.global.vrrp_rt_priority,
+        Some(vigil_conf::DEFAULT_VRRP_RT_PRIORITY)
+    );
+    // Out of vigil's ranges (100 is no SCHED_RR priority; 500 us would kill the daemon on an
+    // ordinary burst): listed at their lines, the rest converted.
+    let src = "global_defs {\n vrrp_rt_priority 100\n vrrp_rlimit_rtime 500\n router_id lb1\n}\n";
+    let (import, c) = text(src);
+    assert_eq!(
+        lines(&import.unconverted),
+        [2, 3],
+        "{:#?}",
+        import.unconverted
+    );
+    assert_eq!(c.global.router_id, "lb1");
+    assert_eq!(
+        c.global.vrrp_rlimit_rtime,
+        vigil_conf::DEFAULT_VRRP_RLIMIT_RTIME
+    );
+}
+
+#[test]
 fn dns_and_smtp_checks_and_per_server_inhibit() {
     let src = "virtual_server 192.0.2.53 53 {\n protocol UDP\n lb_algo rr\n delay_loop 3\n \
                real_server 192.0.2.61 53 {\n  inhibit_on_failure\n  DNS_CHECK {\n   type a\n   \

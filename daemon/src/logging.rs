@@ -1,10 +1,21 @@
 //! The tracing subscriber: plain lines for humans, JSON lines for log shippers; always stderr,
-//! which journald captures.
+//! which journald captures. The real-time VRRP threads never write to stderr themselves: their
+//! lines go through a bounded queue to a writer thread ([`queue`]).
+
+mod queue;
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use vigil_conf::LogFormat;
+
+pub use queue::{Output, QUEUE_LINES, QueuedWriter, enter_nonblocking};
+
+/// The installed writer, for [`flush`] at exit.
+static WRITER: OnceLock<QueuedWriter> = OnceLock::new();
 
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +40,19 @@ pub enum LoggingError {
 /// `info`, which drowns vigild's own lines; `RUST_LOG=info,openraft=info` brings them back.
 pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), LoggingError> {
     let filter = filter(level, std::env::var("RUST_LOG").ok().as_deref())?;
+    let json = format == LogFormat::Json;
+    let writer =
+        match QueuedWriter::start(Arc::new(Mutex::new(std::io::stderr())), QUEUE_LINES, json) {
+            Ok(queued) => {
+                let _ = WRITER.set(queued.clone());
+                BoxMakeWriter::new(queued)
+            }
+            // No thread for the queue: every line written directly, as before.
+            Err(_) => BoxMakeWriter::new(std::io::stderr),
+        };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colour codes only for a person at a terminal, never into journald or a file.
         .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
@@ -44,6 +65,18 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), LoggingError> 
             .try_init(),
     };
     result.map_err(|_| LoggingError::AlreadyInstalled)
+}
+
+/// Writes out what the VRRP threads' queue still holds, waiting at most `limit` (at exit).
+pub fn flush(limit: Duration) {
+    if let Some(writer) = WRITER.get() {
+        writer.flush(limit);
+    }
+}
+
+/// Log lines of the VRRP threads dropped so far because the output fell behind.
+pub fn dropped_lines() -> u64 {
+    WRITER.get().map_or(0, QueuedWriter::dropped_total)
 }
 
 /// The directive used when none is given, or when the one given is the bare level `info`.

@@ -24,6 +24,8 @@ const WORKER_THREADS: usize = 2;
 const MAX_BLOCKING_THREADS: usize = 8;
 /// How long leftover tasks may take once the supervisor has stopped.
 const RUNTIME_SHUTDOWN_LIMIT: Duration = Duration::from_secs(1);
+/// How long the log lines still queued may take to be written at exit.
+const LOG_FLUSH_LIMIT: Duration = Duration::from_secs(1);
 
 /// Runs `vigild` with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
@@ -112,13 +114,16 @@ fn start(args: &Args) -> u8 {
     ));
     // Do not let a blocking task stuck on a hung filesystem hold the exit hostage.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_LIMIT);
-    match result {
+    let code = match result {
         Ok(()) => exit::OK,
         Err(error) => {
             tracing::error!(%error, "vigild failed");
             error.exit_code()
         }
-    }
+    };
+    // The VRRP threads' last lines (priority-0 adverts, VIPs removed) are still queued.
+    logging::flush(LOG_FLUSH_LIMIT);
+    code
 }
 
 /// Writes one `file:line:col: message` line per error, the format editors and CI jump to.

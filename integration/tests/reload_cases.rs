@@ -360,6 +360,144 @@ fn a_removed_instance_releases_its_vips_and_the_peer_takes_over_at_once() {
     assert_held_throughout(&web.finish().expect("recording"), "vi_web's VIP");
 }
 
+/// `vi_web`'s entry in `host`'s `vigilctl status --json`.
+fn web_status(host: &Host) -> Value {
+    let status = status_json(host);
+    status["vrrp"]
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["name"] == "vi_web"))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_track_script_added_by_sighup_keeps_the_master_and_lowers_it_once_it_fails() {
+    if !root_available("reload: a track script added in place") {
+        return;
+    }
+    let lab = Lab::with_hosts(&["lb1", "lb2"]).expect("lab");
+    let (lb1, lb2) = (lab.host("lb1").expect("lb1"), lab.host("lb2").expect("lb2"));
+    let s1 = Side::start(&lb1, 150, None);
+    let s2 = Side::start(&lb2, 100, None);
+    let daemons = [&s1.daemon, &s2.daemon];
+    wait_owner(VIP4, &lb1, &[&lb1, &lb2], &daemons);
+    let web = record(&[&lb1, &lb2], VIP4);
+    let before = (s1.transitions("vi_web"), s2.transitions("vi_web"));
+    let notified = (s1.notifications(), s2.notifications());
+
+    // The same node, now tracking a script that fails while `maintenance` exists, weight -80
+    // (150 → 70, below lb2's 100). The script succeeds for now.
+    let maintenance = s1.notified.with_file_name("maintenance");
+    let mut tracked = node(150, None, &s1.notified);
+    tracked
+        .extra
+        .push_str("track_scripts = [{ name = \"chk\", weight = -80 }]\n");
+    tracked.tables = format!(
+        "[[track_script]]\nname = \"chk\"\ncommand = [\"/bin/sh\", \"-c\", \"test ! -e {}\"]\n\
+         interval = \"100ms\"\ntimeout = \"1s\"\nfall = 2\nrise = 1\n",
+        maintenance.display()
+    );
+    let reloads = s1.reloads();
+    std::fs::write(&s1.daemon.config, config(&lb1, &tracked, &s1.daemon.state))
+        .expect("rewrite config");
+    s1.daemon.process.signal(Signal::SIGHUP).expect("SIGHUP");
+    wait_for("the reload", SETTLE, || s1.reloads() > reloads)
+        .unwrap_or_else(|e| panic!("{e}\n{}", s1.daemon.process.log()));
+    let log = s1.daemon.process.log();
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("VRRP instances reloaded"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("updated=[\"vi_web\"]") && line.contains("restarted=[]"),
+        "applied in place, not by a restart: {line}"
+    );
+    // Long enough for a restarted unit to show (a priority-0 handover and back) and for the new
+    // script to have run several times.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        (s1.transitions("vi_web"), s2.transitions("vi_web")),
+        before,
+        "a transition happened on reload:\n--- lb1 ---\n{}\n--- lb2 ---\n{}",
+        s1.daemon.process.log(),
+        s2.daemon.process.log()
+    );
+    assert_eq!(
+        (s1.notifications(), s2.notifications()),
+        notified,
+        "notify scripts ran on reload"
+    );
+    assert_held_throughout(&web.finish().expect("recording"), "vi_web's VIP");
+    let status = web_status(&lb1);
+    assert_eq!(
+        (
+            status["state"].as_str(),
+            status["effective_priority"].as_u64()
+        ),
+        (Some("master"), Some(150)),
+        "{status:#}"
+    );
+
+    // The new track works: once the script fails (twice), lb1 drops to 70 and advertises it at
+    // once, and lb2 (100) preempts.
+    std::fs::write(&maintenance, "").expect("maintenance flag");
+    wait_owner(VIP4, &lb2, &[&lb1, &lb2], &daemons);
+    let status = web_status(&lb1);
+    assert_eq!(
+        (
+            status["state"].as_str(),
+            status["effective_priority"].as_u64()
+        ),
+        (Some("backup"), Some(70)),
+        "{status:#}"
+    );
+    assert_eq!(
+        status["tracks_down"],
+        serde_json::json!(["script:chk"]),
+        "{status:#}"
+    );
+    assert_eq!(web_status(&lb2)["state"], "master");
+
+    // The track removed and preemption turned off in one reload, again in place: lb1 is back at
+    // 150 but leaves lb2 (100) master.
+    let mut calm = node(150, None, &s1.notified);
+    calm.preempt = false;
+    let reloads = s1.reloads();
+    std::fs::write(&s1.daemon.config, config(&lb1, &calm, &s1.daemon.state))
+        .expect("rewrite config");
+    s1.daemon.process.signal(Signal::SIGHUP).expect("SIGHUP");
+    wait_for("the reload", SETTLE, || s1.reloads() > reloads)
+        .unwrap_or_else(|e| panic!("{e}\n{}", s1.daemon.process.log()));
+    let log = s1.daemon.process.log();
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("VRRP instances reloaded"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("updated=[\"vi_web\"]") && line.contains("restarted=[]"),
+        "{line}"
+    );
+    let taken = s1.transitions("vi_web");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        s1.transitions("vi_web"),
+        taken,
+        "{}",
+        s1.daemon.process.log()
+    );
+    let status = web_status(&lb1);
+    assert_eq!(
+        (
+            status["state"].as_str(),
+            status["effective_priority"].as_u64()
+        ),
+        (Some("backup"), Some(150)),
+        "{status:#}"
+    );
+    assert_eq!(status["tracks_down"], serde_json::json!([]), "{status:#}");
+    assert!(holds(&lb2, VIP4) && !holds(&lb1, VIP4));
+}
+
 #[test]
 fn an_invalid_config_changes_nothing_and_is_reported() {
     if !root_available("reload: invalid config") {

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 pub use self::fsm::{Reason, State};
-use crate::config::{ConfigError, InstanceConfig, centiseconds};
+use crate::config::{ConfigError, GarpConfig, InstanceConfig, TrackConfig, centiseconds};
 use crate::packet::{Advertisement, Auth, Version};
 use crate::stats::{DiscardReason, Mismatch, Stats};
 use crate::timer::{Timer, TimerTable};
@@ -57,6 +57,39 @@ pub enum Input {
         name: String,
         /// New weight; 0 makes "down" a fault.
         weight: i32,
+    },
+    /// A new set of tracked objects (a reload that adds, removes or re-weighs tracks), applied
+    /// without a restart: the effective priority and the fault are recomputed through the same
+    /// path as a [`Track`](Self::Track) report, so a master whose priority changes advertises
+    /// at once and a weight-0 object that is down faults the instance.
+    ///
+    /// An object tracked before and after keeps the status its source reported (the source
+    /// keeps running and reports only changes). A new object starts as its
+    /// [`TrackConfig::up`](crate::config::TrackConfig::up) says, exactly as when the instance
+    /// starts with it: the daemon assumes a new script or interface up until it reports
+    /// otherwise, so adding a track script to a running master cannot fault it (or lower its
+    /// priority) before the script has failed `fall` times; keepalived's scripts likewise
+    /// change nothing before their first result.
+    SetTracks {
+        /// The complete new set.
+        tracks: Vec<TrackConfig>,
+        /// Kept names that start over as `tracks` says anyway, because their source restarted
+        /// with no memory of the old status (e.g. a tracked file read again).
+        reset: Vec<String>,
+    },
+    /// New preemption, accept-mode and announcement settings (a reload). Nothing changes
+    /// state at once: preemption rules apply from the next advert (a delayed preemption under
+    /// way starts counting again with the new delay, or is off with `preempt = false`), a
+    /// master re-arms its periodic announcement for the new refresh period.
+    SetOptions {
+        /// Preempt_Mode (RFC 9568 §6.1).
+        preempt: bool,
+        /// keepalived's `preempt_delay`.
+        preempt_delay: Duration,
+        /// Accept_Mode (RFC 9568 §6.1).
+        accept_mode: bool,
+        /// Gratuitous ARP / unsolicited NA bursts.
+        garp: GarpConfig,
     },
     /// The interface (or anything else the daemon judges fatal) failed or recovered.
     Fault {
@@ -241,6 +274,37 @@ impl Instance {
                 self.priority_changed(now, before);
                 self.fault_changed(now, Reason::Fault);
             }
+            Input::SetTracks { tracks, reset } => {
+                let mut next = self.config.clone();
+                next.tracks = tracks;
+                next.validate()?;
+                let before = self.effective_priority();
+                self.tracker.replace(&next.tracks, &reset);
+                self.config = next;
+                self.priority_changed(now, before);
+                self.fault_changed(now, Reason::Fault);
+            }
+            Input::SetOptions {
+                preempt,
+                preempt_delay,
+                accept_mode,
+                garp,
+            } => {
+                if preempt != self.config.preempt || preempt_delay != self.config.preempt_delay {
+                    self.preempt_at = None;
+                }
+                let refresh_changed = garp.refresh != self.config.garp.refresh;
+                self.config.preempt = preempt;
+                self.config.preempt_delay = preempt_delay;
+                self.config.accept_mode = accept_mode;
+                self.config.garp = garp;
+                if refresh_changed && self.state == State::Master {
+                    match garp.refresh {
+                        Some(period) => self.timers.set(Timer::GarpRefresh, now + period),
+                        None => self.timers.stop(Timer::GarpRefresh),
+                    }
+                }
+            }
             Input::Fault { active } => {
                 self.fault = active;
                 self.fault_changed(now, Reason::Fault);
@@ -290,6 +354,12 @@ impl Instance {
     /// The priority advertised: configured priority adjusted by tracking (see [`crate::track`]).
     pub fn effective_priority(&self) -> u8 {
         self.tracker.effective_priority(self.priority)
+    }
+
+    /// The status of the tracked object `name` (its last report, or its initial status), if
+    /// tracked.
+    pub fn track_is_up(&self, name: &str) -> Option<bool> {
+        self.tracker.is_up(name)
     }
 
     /// Whether this router owns the addresses (RFC 9568 §6.1): configured priority 255.

@@ -56,6 +56,34 @@ impl Tracker {
         Self { objects }
     }
 
+    /// Replaces the tracked objects with `tracks` (a reload). An object tracked before and
+    /// after keeps the status its source reported and takes the new weight: its source keeps
+    /// running and will only report the next change. A new object, and every name in `reset`
+    /// (a source that starts over, e.g. a file read again), starts as `tracks` says.
+    pub fn replace(&mut self, tracks: &[TrackConfig], reset: &[String]) {
+        let objects = tracks
+            .iter()
+            .map(|t| {
+                let kept = self
+                    .objects
+                    .iter()
+                    .find(|o| o.name == t.name)
+                    .filter(|_| !reset.contains(&t.name));
+                Tracked {
+                    name: t.name.clone(),
+                    weight: t.weight,
+                    up: kept.map_or(t.up, |o| o.up),
+                }
+            })
+            .collect();
+        self.objects = objects;
+    }
+
+    /// The status of the object named `name`, if tracked.
+    pub fn is_up(&self, name: &str) -> Option<bool> {
+        self.objects.iter().find(|o| o.name == name).map(|o| o.up)
+    }
+
     /// Records an up/down report.
     pub fn set_up(&mut self, name: &str, up: bool) -> Result<(), TrackError> {
         self.find(name)?.up = up;
@@ -153,6 +181,45 @@ mod tests {
         let t = tracker(&[("b", -254, false)]);
         assert_eq!(t.effective_priority(100), 1);
         assert_eq!(t.effective_priority(255), 255);
+    }
+
+    #[test]
+    fn replace_keeps_reported_status_of_kept_names_only() {
+        let mut t = tracker(&[("a", -10, true), ("b", -20, true), ("gone", -30, true)]);
+        t.set_up("a", false).expect("configured track");
+        t.set_up("b", false).expect("configured track");
+        t.set_up("gone", false).expect("configured track");
+        assert_eq!(t.effective_priority(100), 40);
+        let next = [
+            // Kept: still down (reported), with its new weight.
+            TrackConfig {
+                name: "a".into(),
+                weight: -15,
+                up: true,
+            },
+            // Kept but reset: takes the status given.
+            TrackConfig {
+                name: "b".into(),
+                weight: -20,
+                up: true,
+            },
+            // New: starts as configured.
+            TrackConfig {
+                name: "new".into(),
+                weight: -5,
+                up: false,
+            },
+        ];
+        t.replace(&next, &["b".to_owned()]);
+        assert_eq!(t.is_up("a"), Some(false));
+        assert_eq!(t.is_up("b"), Some(true));
+        assert_eq!(t.is_up("new"), Some(false));
+        assert_eq!(t.is_up("gone"), None);
+        assert_eq!(t.effective_priority(100), 80);
+        assert_eq!(
+            t.set_up("gone", true),
+            Err(TrackError::Unknown("gone".into()))
+        );
     }
 
     #[test]

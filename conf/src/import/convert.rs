@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::Unconverted;
-use super::cx::Cx;
+use super::cx::{Cx, dur};
 use super::lex::{Loc, Sources};
 use super::toml_out::{Table, Value, render};
 use super::tree::Stmt;
@@ -69,8 +69,8 @@ pub(super) fn convert(
 
     let mut accepted = Vec::new();
     if let Err(msg) = valid(std::slice::from_ref(&global)) {
-        // Only free-form strings go into [global]; should vigil still refuse one, the
-        // settings are listed rather than emitted.
+        // Only free-form strings and range-checked numbers go into [global]; should vigil
+        // still refuse one, the settings are listed rather than emitted.
         if let Some(s) = stmts.iter().find(|s| s.keyword() == "global_defs") {
             cx.skip_at(s.loc, format!("global_defs not converted: {msg}"));
         }
@@ -145,6 +145,19 @@ fn global_defs(cx: &mut Cx<'_>, s: &Stmt, global: &mut Table, defaults: &mut Vrr
                 }
             }
             "vrrp_version" => defaults.version = cx.int(st, 2..=3),
+            // keepalived: 0 (its default) leaves the VRRP process with normal scheduling, as
+            // `vrrp_rt_priority = 0` does in vigil. Without the statement vigil's own default
+            // (real-time on) applies: the importer maps what is written, not keepalived's defaults.
+            "vrrp_rt_priority" => {
+                if let Some(priority) = cx.int(st, 0..=99) {
+                    global.set("vrrp_rt_priority", Value::Int(priority));
+                }
+            }
+            "vrrp_rlimit_rtime" => {
+                if let Some(limit) = rlimit_rtime(cx, st) {
+                    global.set("vrrp_rlimit_rtime", dur(limit));
+                }
+            }
             "vrrp_garp_master_delay" => defaults.garp_delay = cx.secs(st),
             "vrrp_garp_master_repeat" => defaults.garp_count = cx.int(st, 1..=100),
             "vrrp_garp_master_refresh" => defaults.garp_refresh = cx.secs(st),
@@ -154,4 +167,12 @@ fn global_defs(cx: &mut Cx<'_>, s: &Stmt, global: &mut Table, defaults: &mut Vrr
             _ => cx.unknown(st, "global_defs"),
         }
     }
+}
+
+/// keepalived's `vrrp_rlimit_rtime` is in microseconds; vigil takes a duration from 1 ms to
+/// 10 s (a shorter limit would kill the daemon on an ordinary burst, a longer one no longer
+/// protects the CPU), so a value outside that is listed rather than converted.
+fn rlimit_rtime(cx: &mut Cx<'_>, st: &Stmt) -> Option<Duration> {
+    let micros = cx.int(st, 1_000..=10_000_000)?;
+    u64::try_from(micros).ok().map(Duration::from_micros)
 }

@@ -266,6 +266,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     let beacons = state.watched.as_ref().map(Watched::beacons);
     let text = crate::metrics::render(&Scrape {
         generation,
+        log_lines_dropped: crate::logging::dropped_lines(),
         uptime: state.started.elapsed(),
         vrrp: &vrrp,
         lb: state

@@ -58,6 +58,8 @@ const VRRP_STATES: [&str; 4] = ["initialize", "backup", "master", "fault"];
 pub struct Scrape<'a> {
     /// The running config's generation.
     pub generation: u64,
+    /// Log lines of the VRRP threads dropped because the log output fell behind.
+    pub log_lines_dropped: u64,
     /// Since the daemon started.
     pub uptime: Duration,
     /// Every VRRP instance.
@@ -95,6 +97,16 @@ pub fn render(scrape: &Scrape<'_>) -> String {
         "1 for the config loaded at start, +1 for each applied reload.",
     );
     e.sample_u64("vigil_config_generation", &[], scrape.generation);
+    e.family(
+        "vigil_log_lines_dropped_total",
+        Kind::Counter,
+        "Log lines of the real-time VRRP threads dropped because the log output fell behind.",
+    );
+    e.sample_u64(
+        "vigil_log_lines_dropped_total",
+        &[],
+        scrape.log_lines_dropped,
+    );
     write_vrrp(&mut e, scrape.vrrp);
     if let Some((counters, status)) = scrape.lb {
         counters.write(&mut e, status);
@@ -259,6 +271,7 @@ mod tests {
         let vrrp = [instance("vi_1", "master"), instance("vi_2", "backup")];
         let text = render(&Scrape {
             generation: 3,
+            log_lines_dropped: 7,
             vrrp: &vrrp,
             ..Scrape::default()
         });
@@ -273,6 +286,8 @@ mod tests {
             "vigil_vrrp_adverts_sent_total{instance=\"vi_2\"} 40\n",
             "vigil_vrrp_adverts_discarded_total{instance=\"vi_1\",reason=\"ttl\"} 2\n",
             "vigil_config_generation 3\n",
+            "# TYPE vigil_log_lines_dropped_total counter\n",
+            "vigil_log_lines_dropped_total 7\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }

@@ -54,7 +54,7 @@ pub(super) async fn execute(m: &mut Member, action: Action, priority: u8, master
         Action::SendGratuitous { addresses, count } => {
             // A fenced master announces once the VIPs are really up (task.rs, `follow_fence`);
             // before that, announcing would pull traffic away from the current holder.
-            if m.fence.as_ref().is_some_and(|f| !f.current().holding) {
+            if m.fence.is_some() && !m.fence_status.holding {
                 return;
             }
             for e in m.net.announce(&addresses, count) {
@@ -77,7 +77,7 @@ pub(super) async fn execute(m: &mut Member, action: Action, priority: u8, master
                 explain(reason, previous, m.last_advert, priority)
             );
             m.shell.last_reason = Some(reason.as_str());
-            let fencing = m.fence.as_ref().map(crate::fence::FenceMember::current);
+            let fencing = m.fence.as_ref().map(|_| m.fence_status.clone());
             let transition = Transition {
                 instance: m.conf.name.clone(),
                 vrid: m.conf.vrid,

@@ -106,12 +106,7 @@ pub fn instance_config(
         Some(conf::Auth::SimplePassword(password)) => Auth::simple_text(password.as_bytes())
             .ok_or_else(|| ConvertError::Password { name: name.clone() })?,
     };
-    let garp = GarpConfig {
-        repeat: instance.garp.count,
-        delay: instance.garp.delay,
-        refresh: instance.garp.refresh,
-        refresh_repeat: instance.garp.refresh_count,
-    };
+    let garp = garp_config(&instance.garp);
     let mut tracks = Vec::new();
     for iface in &instance.track.interfaces {
         // Up until the link monitor says otherwise: it reports the real state right at start.
@@ -177,6 +172,16 @@ pub fn instance_config(
     };
     config.validate()?;
     Ok(config)
+}
+
+/// The state machine's announcement settings for the configured ones.
+pub fn garp_config(garp: &conf::Garp) -> GarpConfig {
+    GarpConfig {
+        repeat: garp.count,
+        delay: garp.delay,
+        refresh: garp.refresh,
+        refresh_repeat: garp.refresh_count,
+    }
 }
 
 /// A tracked file's (weight, up) for the integer `n` it holds, with `configured` the file's

@@ -24,10 +24,18 @@
 //!   parent gets `arp_ignore=1`/`arp_filter=1` while a vmac lives on it.
 //! - `realtime.rs`: `SCHED_RR` for the unit threads (on by default) behind its
 //!   `RLIMIT_RTTIME` safeguard.
-//! - [`track`]: link, script and file tracking sources.
+//! - [`track`]: link, script and file tracking sources, keyed by what they watch so that a
+//!   reload that changes an instance's tracking keeps the unchanged ones running and moves the
+//!   rest in place (the state machine gets `Input::SetTracks`; no restart, no VIP flap).
 //! - [`notify`]: the per-instance notify-script queue and its environment.
 //! - [`script`]: running one script as the unprivileged script user with a timeout.
-//! - [`status`]: [`InstanceStatus`], served at `GET /v1/vrrp`; [`render`]: its `vigilctl` table.
+//! - [`status`]: [`InstanceStatus`], served at `GET /v1/vrrp`, published by the unit through a
+//!   cell it never waits for (readers hold its lock only to clone an `Arc`; a busy cell is
+//!   retried on the next pass); [`render`]: its `vigilctl` table.
+//!
+//! The unit threads run real-time and never wait for non-real-time work: status readers (above),
+//! log output (their lines go through the bounded queue of [`crate::logging`], dropped and
+//! counted when stderr falls behind), scripts (other processes), fenced VIPs (the fencing task).
 //!
 //! `fencing = "quorum"`: the instance's VIPs belong to the fencing task ([`crate::fence`]).
 //! `AddVips`/`RemoveVips` become "want"/"no longer want" (`actions.rs`); the task adds them

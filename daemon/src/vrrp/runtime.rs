@@ -4,14 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use vigil_conf as conf;
 
 use super::config::group_key;
 use super::script::{IdentityError, ScriptIdentity};
-use super::status::InstanceStatus;
-use super::task::{self, UnitEvent, UnitHandle, UnitSpec};
+use super::status::{InstanceStatus, StatusCell};
+use super::task::{self, Retrack, UnitEvent, UnitHandle, UnitSpec};
 use crate::fence::FenceHandle;
 use crate::watchdog::Beacon;
 
@@ -35,8 +33,10 @@ pub struct ApplySummary {
     pub stopped: Vec<String>,
     /// Changed units, stopped and started again (their VIPs move if they were master).
     pub restarted: Vec<String>,
-    /// Units whose only changes were priorities, advert intervals, VIP lists or tracking
-    /// weights, updated in place without a restart (see [`VrrpRuntime::apply`]).
+    /// Units whose only changes were priorities, advert intervals, VIP lists, preemption,
+    /// accept mode, GARP settings or tracking (tracked objects added or removed, weights,
+    /// track-script definitions), updated in place without a restart (see
+    /// [`VrrpRuntime::apply`]).
     pub updated: Vec<String>,
     /// Untouched units.
     pub unchanged: Vec<String>,
@@ -55,7 +55,7 @@ pub struct VrrpRuntime {
 /// A cheap, cloneable reader of every instance's status (for the API), valid across reloads.
 #[derive(Debug, Clone, Default)]
 pub struct VrrpView {
-    statuses: Arc<RwLock<Vec<watch::Receiver<InstanceStatus>>>>,
+    statuses: Arc<RwLock<Vec<StatusCell>>>,
     /// Each unit's liveness beacon, by unit name (for the systemd watchdog).
     beacons: Arc<RwLock<Vec<(String, Beacon)>>>,
 }
@@ -64,7 +64,7 @@ impl VrrpView {
     /// The status of every instance, sorted by name.
     pub fn instances(&self) -> Vec<InstanceStatus> {
         let statuses = self.statuses.read().unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<InstanceStatus> = statuses.iter().map(|s| s.borrow().clone()).collect();
+        let mut all: Vec<InstanceStatus> = statuses.iter().map(StatusCell::get).collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
@@ -122,18 +122,26 @@ impl VrrpRuntime {
 
     /// Applies a reloaded config: unchanged units keep running untouched (no flap), removed
     /// ones stop cleanly, new ones start, units whose only changes are priorities, advert
-    /// intervals, VIP lists or tracking weights are updated in place (no transition, kept VIPs
-    /// stay up), and any other change restarts the unit.
+    /// intervals, VIP lists, preemption, GARP or tracking are updated in place (no transition,
+    /// kept VIPs stay up),
+    /// and any other change restarts the unit.
+    ///
+    /// Tracking in place: the unit keeps every track source whose object and definition are
+    /// unchanged running, stops the removed ones and starts the new ones; its state machine gets
+    /// the new set ([`vigil_vrrp::instance::Input::SetTracks`]), where kept objects keep their
+    /// reported status and new ones start as they would at start (scripts, interfaces and
+    /// check groups up until they report otherwise, files as read now), so adding a track to a
+    /// master never faults it or moves its VIPs before the new object has actually failed.
     ///
     /// Why the rest restarts: `vrid`, `interface`, `family`, `version`, `transport`/peers,
     /// `use_vmac` and authentication are the virtual router's identity on the wire or its
     /// sockets (RFC 9568 §5 and §7: a router with a new VRID or link is another router), so
     /// the old one must leave (priority 0) and the new one start; being the address owner
-    /// (priority 255) changes who owns the addresses; tracking a different set of objects
-    /// changes the unit's track sources; and the VIPs of `fencing = "quorum"` instances are
-    /// claimed through the quorum as registered at start. Preempt, accept mode, GARP, notify
-    /// and the rest of the instance's settings also restart it: rare changes whose in-place
-    /// handling would add code paths that are hard to test, for a short planned move.
+    /// (priority 255) changes who owns the addresses; and the VIPs of `fencing = "quorum"`
+    /// instances are claimed through the quorum as registered at start. Notify scripts (and the
+    /// script user they run as), `vmac_name` and sync-group membership also restart it: rare
+    /// changes whose in-place handling would add code paths that are hard to test, for a short
+    /// planned move. Preemption, accept mode and GARP settings apply in place.
     pub async fn apply(&mut self, config: &conf::Config) -> Result<ApplySummary, VrrpError> {
         let specs = unit_specs(config)?;
         let mut summary = ApplySummary::default();
@@ -156,10 +164,15 @@ impl VrrpRuntime {
                         if old == new {
                             continue;
                         }
+                        let retrack = tracking_changed(old, new, &handle.spec, &spec);
                         let update = UnitEvent::Update {
                             member,
                             instance: Box::new(new.clone()),
-                            inputs: in_place_inputs(config, old, new),
+                            inputs: in_place_inputs(old, new),
+                            retrack: retrack.then(|| Retrack {
+                                scripts: spec.scripts.clone(),
+                                identity: spec.identity,
+                            }),
                         };
                         let _ = handle.tx.send(update).await;
                     }
@@ -250,22 +263,30 @@ async fn stop_unit(handle: UnitHandle, limit: Duration) {
 }
 
 /// Whether `a` and `b` differ at most in their members' priorities, advert intervals, VIP lists
-/// (unfenced instances) and the weights of their tracked interfaces, scripts and check groups:
-/// what [`in_place_inputs`] can apply to a running instance (a shared-config `[[track]]` push
-/// must not restart a master and move its VIPs).
+/// (unfenced instances) and tracking (tracked interfaces, scripts, files and check groups, their
+/// weights, the track scripts' definitions): what [`in_place_inputs`] and the unit's in-place
+/// tracking update apply to a running instance (a shared-config push or a SIGHUP must not
+/// restart a master and move its VIPs).
 fn updatable_in_place(a: &UnitSpec, b: &UnitSpec) -> bool {
     let strip = |spec: &UnitSpec| {
         let mut spec = spec.clone();
+        spec.scripts.clear();
+        // Track scripts take a new script user in place (see `tracking_changed`); notify
+        // scripts run by the notify queue as started: only they make it a restart.
+        if !spec.instances.iter().any(has_notify) {
+            spec.identity = ScriptIdentity::current();
+        }
         for instance in &mut spec.instances {
             instance.priority = 1;
             instance.advert_interval = Duration::ZERO;
+            instance.preempt = false;
+            instance.preempt_delay = Duration::ZERO;
+            instance.accept_mode = false;
+            instance.garp = conf::Garp::default();
             if !super::config::is_fenced(instance) {
                 instance.vips.clear();
             }
-            let track = &mut instance.track;
-            track.interfaces.iter_mut().for_each(|t| t.weight = 0);
-            track.scripts.iter_mut().for_each(|t| t.weight = None);
-            track.groups.iter_mut().for_each(|t| t.weight = None);
+            instance.track = conf::Track::default();
         }
         spec
     };
@@ -288,16 +309,44 @@ fn updatable_in_place(a: &UnitSpec, b: &UnitSpec) -> bool {
     !owner_change && vips_kept_as_they_were && strip(a) == strip(b)
 }
 
+/// Whether member `old` of unit `a` tracks differently as `new` of unit `b`: other objects or
+/// weights, or a changed definition of a script it tracks. The unit then rebuilds the member's
+/// tracking in place.
+fn tracking_changed(
+    old: &conf::VrrpInstance,
+    new: &conf::VrrpInstance,
+    a: &UnitSpec,
+    b: &UnitSpec,
+) -> bool {
+    let definition =
+        |spec: &UnitSpec, name: &str| spec.scripts.iter().find(|s| s.name == name).cloned();
+    let scripts = &new.track.scripts;
+    old.track != new.track
+        || scripts
+            .iter()
+            .any(|t| definition(a, &t.name) != definition(b, &t.name))
+        || (!scripts.is_empty() && a.identity != b.identity)
+}
+
+/// Whether `instance` runs notify scripts (as the unit's script user).
+fn has_notify(instance: &conf::VrrpInstance) -> bool {
+    let n = &instance.notify;
+    n.master.is_some()
+        || n.backup.is_some()
+        || n.fault.is_some()
+        || n.stop.is_some()
+        || n.any.is_some()
+}
+
 /// The inputs that turn a running `old` into `new`, which differ at most as
 /// [`updatable_in_place`] allows: the configured priority, the advert interval, the VIP list,
-/// then each changed tracking weight (as [`super::config`] computes it when starting an
-/// instance).
+/// the preemption, accept-mode and GARP settings.
+/// Tracking is the unit's to rebuild (see [`tracking_changed`]): it owns the sources whose
+/// status the new set keeps.
 fn in_place_inputs(
-    config: &conf::Config,
     old: &conf::VrrpInstance,
     new: &conf::VrrpInstance,
 ) -> Vec<vigil_vrrp::instance::Input> {
-    use super::config::{interface_key, script_key};
     use vigil_vrrp::instance::Input;
     let mut inputs = Vec::new();
     if old.priority != new.priority {
@@ -319,32 +368,15 @@ fn in_place_inputs(
             new.vips.iter().map(|v| v.addr).collect(),
         ));
     }
-    let mut weight = |name: String, before: i32, after: i32| {
-        if before != after {
-            inputs.push(Input::TrackWeight {
-                name,
-                weight: after,
-            });
-        }
-    };
-    for (o, n) in old.track.interfaces.iter().zip(&new.track.interfaces) {
-        weight(interface_key(&n.name), o.weight, n.weight);
-    }
-    for (o, n) in old.track.scripts.iter().zip(&new.track.scripts) {
-        // A script's own default weight is part of the unit's spec: changing it restarts.
-        let default = config.track_script(&n.name).map_or(0, |s| s.weight);
-        weight(
-            script_key(&n.name),
-            o.weight.unwrap_or(default),
-            n.weight.unwrap_or(default),
-        );
-    }
-    for (o, n) in old.track.groups.iter().zip(&new.track.groups) {
-        weight(
-            group_key(&n.name),
-            o.weight.unwrap_or(0),
-            n.weight.unwrap_or(0),
-        );
+    if (old.preempt, old.preempt_delay, old.accept_mode, &old.garp)
+        != (new.preempt, new.preempt_delay, new.accept_mode, &new.garp)
+    {
+        inputs.push(Input::SetOptions {
+            preempt: new.preempt,
+            preempt_delay: new.preempt_delay,
+            accept_mode: new.accept_mode,
+            garp: super::config::garp_config(&new.garp),
+        });
     }
     inputs
 }
@@ -403,15 +435,10 @@ fn spec(
 
 /// The script identity, resolved only when some instance has scripts to run.
 fn script_identity(config: &conf::Config) -> Result<ScriptIdentity, VrrpError> {
-    let has_scripts = config.vrrp_instances.iter().any(|i| {
-        let n = &i.notify;
-        !i.track.scripts.is_empty()
-            || n.master.is_some()
-            || n.backup.is_some()
-            || n.fault.is_some()
-            || n.stop.is_some()
-            || n.any.is_some()
-    });
+    let has_scripts = config
+        .vrrp_instances
+        .iter()
+        .any(|i| !i.track.scripts.is_empty() || has_notify(i));
     if !has_scripts {
         return Ok(ScriptIdentity::current());
     }
@@ -498,13 +525,13 @@ command = ["/bin/true"]
         assert!(updatable_in_place(&old[1], &prio[1]));
         assert_ne!(old[1], prio[1]);
         // A new advert interval and a new VIP list, together: one update, both inputs.
-        let (config, both) = changed(
+        let (_, both) = changed(
             "vips = [\"10.0.0.3\"]",
             "advert_interval = \"200ms\"\nvips = [\"10.0.0.3\", \"10.0.0.4/24\"]",
         );
         assert!(updatable_in_place(&old[1], &both[1]));
         assert_eq!(
-            in_place_inputs(&config, &old[1].instances[0], &both[1].instances[0]),
+            in_place_inputs(&old[1].instances[0], &both[1].instances[0]),
             [
                 Input::SetAdvertInterval(20),
                 Input::SetAddresses(vec![
@@ -528,53 +555,100 @@ command = ["/bin/true"]
         let (_, vip) = changed("\"10.0.0.3\"", "\"10.0.0.4\"");
         assert!(updatable_in_place(&old[1], &vip[1]));
         assert!(!updatable_in_place(&fenced(&old[1]), &fenced(&vip[1])));
-        // A changed track script restarts the instances that track it.
-        let script = unit_specs(&load(&CONFIG.replace("/bin/true", "/bin/false"))).expect("specs");
-        assert_ne!(old[0], script[0]);
-        assert_eq!(old[1], script[1]);
+        // Preemption and announcements: in place, from the next advert on.
+        let (_, preempt) = changed(
+            "vrid = 3\n",
+            "vrid = 3\npreempt = false\ngarp_refresh = \"30s\"\n",
+        );
+        assert!(updatable_in_place(&old[1], &preempt[1]));
+        let garp = vigil_vrrp::config::GarpConfig {
+            refresh: Some(Duration::from_secs(30)),
+            ..super::super::config::garp_config(&old[1].instances[0].garp)
+        };
+        assert_eq!(
+            in_place_inputs(&old[1].instances[0], &preempt[1].instances[0]),
+            [Input::SetOptions {
+                preempt: false,
+                preempt_delay: Duration::ZERO,
+                accept_mode: false,
+                garp,
+            }]
+        );
+        // An interface change is another router: restart.
+        let (_, interface) = changed(
+            "interface = \"eth0\"\nvrid = 3",
+            "interface = \"eth2\"\nvrid = 3",
+        );
+        assert!(!updatable_in_place(&old[1], &interface[1]));
     }
 
     #[test]
-    fn a_tracking_weight_change_is_applied_in_place() {
-        use vigil_vrrp::instance::Input;
-        let tracked = |weight: &str| {
-            CONFIG.replace(
-                "track_scripts = [\"chk\"]",
-                &format!("track_scripts = [{{ name = \"chk\", weight = {weight} }}]"),
-            )
+    fn tracking_changes_are_applied_in_place_to_the_members_that_track() {
+        let old = unit_specs(&load(CONFIG)).expect("specs");
+        let in_place = |src: &str| {
+            let new = unit_specs(&load(src)).expect("specs");
+            assert_ne!(old[0], new[0]);
+            assert!(
+                updatable_in_place(&old[0], &new[0]),
+                "no restart, no VIP flap: {:?} vs {:?}",
+                old[0].identity,
+                new[0].identity
+            );
+            let (a, b) = (&old[0], &new[0]);
+            let retracked: Vec<bool> = a
+                .instances
+                .iter()
+                .zip(&b.instances)
+                .map(|(o, n)| {
+                    assert!(in_place_inputs(o, n).is_empty(), "tracking is the unit's");
+                    tracking_changed(o, n, a, b)
+                })
+                .collect();
+            retracked
         };
-        let (old_config, new_config) = (load(&tracked("-10")), load(&tracked("-40")));
-        let (old, new) = (
-            unit_specs(&old_config).expect("specs"),
-            unit_specs(&new_config).expect("specs"),
-        );
-        assert_ne!(old[0], new[0]);
-        assert!(
-            updatable_in_place(&old[0], &new[0]),
-            "no restart, no VIP flap"
-        );
-        let inputs: Vec<Vec<Input>> = old[0]
-            .instances
-            .iter()
-            .zip(&new[0].instances)
-            .map(|(o, n)| in_place_inputs(&new_config, o, n))
-            .collect();
-        assert_eq!(
-            inputs,
-            [
-                vec![Input::TrackWeight {
-                    name: super::super::config::script_key("chk"),
-                    weight: -40,
-                }],
-                vec![],
-            ]
-        );
-        // Tracking a new object is not a weight change: the unit restarts for it.
-        let more = load(&CONFIG.replace(
+        // Members: "b" tracks `chk`, "a" nothing.
+        let weight = CONFIG.replace(
             "track_scripts = [\"chk\"]",
-            "track_scripts = [\"chk\"]\ntrack_interfaces = [\"eth1\"]",
-        ));
-        let more = unit_specs(&more).expect("specs");
-        assert!(!updatable_in_place(&old[0], &more[0]));
+            "track_scripts = [{ name = \"chk\", weight = -40 }]",
+        );
+        assert_eq!(in_place(&weight), [true, false]);
+        // A new tracked interface, file and script on a member; a new script definition.
+        let added = CONFIG
+            .replace(
+                "vips = [\"10.0.0.1\"]\n",
+                "vips = [\"10.0.0.1\"]\ntrack_interfaces = [\"eth1\"]\n\
+                 track_files = [{ path = \"/run/m\", weight = -5 }]\n\
+                 track_scripts = [\"chk2\"]\n",
+            )
+            .replace(
+                "[[track_script]]",
+                "[[track_script]]\nname = \"chk2\"\ncommand = [\"/bin/true\"]\n\n[[track_script]]",
+            );
+        assert_eq!(in_place(&added), [false, true], "{added}");
+        // Tracking removed altogether.
+        assert_eq!(
+            in_place(&CONFIG.replace("track_scripts = [\"chk\"]\n", "")),
+            [true, false]
+        );
+        // A changed track-script definition: only its runner changes.
+        assert_eq!(
+            in_place(&CONFIG.replace("/bin/true", "/bin/false")),
+            [true, false]
+        );
+        // A new script user: the track scripts' runners take it in place …
+        let user = CONFIG.replace(
+            "script_user = \"root\"",
+            "script_user = \"root\"\nscript_group = \"daemon\"",
+        );
+        assert_eq!(in_place(&user), [true, false]);
+        // … but notify scripts run as the unit started: restart.
+        let notify = |src: &str| {
+            let src = src.replace(
+                "track_scripts = [\"chk\"]",
+                "track_scripts = [\"chk\"]\nnotify_master = \"/bin/true\"",
+            );
+            unit_specs(&load(&src)).expect("specs")
+        };
+        assert!(!updatable_in_place(&notify(CONFIG)[0], &notify(&user)[0]));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -190,7 +191,153 @@ impl InstanceStatus {
     }
 }
 
+/// The latest status of one instance: written by its unit thread, read by the API, `vigilctl
+/// status` and the metrics.
+///
+/// The unit thread runs real-time and must never wait for a reader: a reader on a normally
+/// scheduled thread that is preempted while it holds a lock (on a starved CPU, for milliseconds)
+/// would otherwise hold the adverts up. So readers hold the lock only to clone an [`Arc`] (no
+/// allocation, no I/O), and the writer ([`StatusPublisher`]) only ever `try_lock`s: when a
+/// reader has the lock it keeps the status and publishes it on its next pass (the next event
+/// or timer, at the latest the unit's heartbeat).
+#[derive(Debug, Clone)]
+pub(crate) struct StatusCell(Arc<Mutex<Arc<InstanceStatus>>>);
+
+impl StatusCell {
+    /// A cell holding `status`, and the unit's publisher for it.
+    pub(crate) fn new(status: InstanceStatus) -> (Self, StatusPublisher) {
+        let cell = Self(Arc::new(Mutex::new(Arc::new(status))));
+        let publisher = StatusPublisher {
+            cell: cell.clone(),
+            pending: None,
+            skipped: 0,
+        };
+        (cell, publisher)
+    }
+
+    /// The last published status.
+    pub(crate) fn get(&self) -> InstanceStatus {
+        let latest = Arc::clone(&self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        InstanceStatus::clone(&latest)
+    }
+}
+
+/// The unit's side of a [`StatusCell`]; never blocks.
+#[derive(Debug)]
+pub(crate) struct StatusPublisher {
+    cell: StatusCell,
+    /// A status a reader kept from being published.
+    pending: Option<Arc<InstanceStatus>>,
+    /// Publications put off because a reader held the lock (for tests and curiosity).
+    skipped: u64,
+}
+
+impl StatusPublisher {
+    /// Publishes `status`, or keeps it for [`flush`](Self::flush) when a reader has the cell.
+    pub(crate) fn publish(&mut self, status: InstanceStatus) {
+        self.pending = Some(Arc::new(status));
+        self.flush();
+    }
+
+    /// Publishes the status a reader kept back, if any; `true` when nothing is left pending.
+    pub(crate) fn flush(&mut self) -> bool {
+        let Some(status) = self.pending.take() else {
+            return true;
+        };
+        let previous = match self.cell.0.try_lock() {
+            Ok(mut latest) => std::mem::replace(&mut *latest, status),
+            Err(TryLockError::Poisoned(poisoned)) => {
+                std::mem::replace(&mut *poisoned.into_inner(), status)
+            }
+            Err(TryLockError::WouldBlock) => {
+                self.skipped += 1;
+                self.pending = Some(status);
+                return false;
+            }
+        };
+        // Freed (if no reader still has it) after the lock is released.
+        drop(previous);
+        true
+    }
+
+    /// How many publications a reader has put off so far.
+    #[cfg(test)]
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
 /// Lower-case state name, as logs and notify scripts see it.
 pub fn state_name(state: State) -> &'static str {
     state.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> InstanceStatus {
+        let instance: vigil_conf::VrrpInstance = vigil_conf::load_str(
+            &format!(
+                "[[vrrp_instance]]\nname = \"{name}\"\ninterface = \"eth0\"\nvrid = 1\n\
+                 vips = [\"10.0.0.1\"]\nfencing = \"off\"\n"
+            ),
+            "t.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .vrrp_instances
+        .remove(0);
+        InstanceStatus::pending(&instance)
+    }
+
+    #[test]
+    fn a_reader_holding_the_cell_never_blocks_the_publisher() {
+        let (cell, mut publisher) = StatusCell::new(named("a"));
+        assert_eq!(cell.get().name, "a");
+        // A reader that stalls while it holds the lock (a preempted thread).
+        let held = cell.0.lock().expect("not poisoned");
+        publisher.publish(named("b"));
+        assert_eq!(publisher.skipped(), 1, "put off, not waited for");
+        assert!(!publisher.flush(), "still held");
+        drop(held);
+        assert_eq!(cell.get().name, "a", "not published yet");
+        assert!(publisher.flush());
+        assert_eq!(cell.get().name, "b");
+        assert!(publisher.flush(), "nothing pending");
+        // A newer status replaces one still pending.
+        let held = cell.0.lock().expect("not poisoned");
+        publisher.publish(named("c"));
+        publisher.publish(named("d"));
+        drop(held);
+        assert!(publisher.flush());
+        assert_eq!(cell.get().name, "d");
+    }
+
+    #[test]
+    fn readers_on_other_threads_see_each_published_status_eventually() {
+        let (cell, mut publisher) = StatusCell::new(named("s0"));
+        // A reader hammering the cell meanwhile, as `vigilctl status` in a loop would.
+        let reader = {
+            let cell = cell.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100_000 {
+                    if cell.get().name == "s999" {
+                        break;
+                    }
+                }
+            })
+        };
+        for i in 0..1000 {
+            publisher.publish(named(&format!("s{i}")));
+        }
+        // Bounded: a reader holds the lock only to clone an Arc.
+        for _ in 0..1_000_000 {
+            if publisher.flush() {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert_eq!(cell.get().name, "s999");
+        reader.join().expect("reader");
+    }
 }

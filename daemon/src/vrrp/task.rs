@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use vigil_conf as conf;
 use vigil_net::{NetError, Received};
@@ -31,7 +31,7 @@ use super::network::Network;
 use super::notify::{NotifyQueue, Transition};
 use super::realtime::Realtime;
 use super::script::ScriptIdentity;
-use super::status::{InstanceStatus, ShellStats};
+use super::status::{InstanceStatus, ShellStats, StatusCell, StatusPublisher};
 use super::track::TrackSources;
 use super::vmac::Vmac;
 use crate::fence::{FenceHandle, FenceMember, FenceStatus, QUORUM_TRACK};
@@ -69,9 +69,35 @@ pub(crate) enum UnitEvent {
         instance: Box<conf::VrrpInstance>,
         /// The inputs that turn the running state machine into the new config.
         inputs: Vec<Input>,
+        /// When what the member tracks changed: the unit's track-script definitions after the
+        /// reload and who they run as. The unit then moves the member's track sources in place
+        /// and gives the state machine the new track set ([`Input::SetTracks`]).
+        retrack: Option<Retrack>,
+    },
+    /// A fenced member's fencing status changed (forwarded from the shared runtime, so that the
+    /// unit never reads the fencing task's lock).
+    Fence {
+        /// Index into [`UnitSpec::instances`].
+        member: usize,
+        /// The new status.
+        status: Box<FenceStatus>,
+    },
+    /// A fenced member's second announcement burst is due (see `second_burst`).
+    SecondBurst {
+        /// Index into [`UnitSpec::instances`].
+        member: usize,
     },
     /// Shut down cleanly: priority-0 adverts, VIPs removed, stop scripts.
     Shutdown,
+}
+
+/// A member's tracking after a reload (see [`UnitEvent::Update`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Retrack {
+    /// The unit's track-script definitions.
+    pub(crate) scripts: Vec<conf::TrackScript>,
+    /// Who track scripts run as.
+    pub(crate) identity: ScriptIdentity,
 }
 
 /// What a unit runs; two equal specs mean a reload leaves the unit alone.
@@ -101,7 +127,7 @@ impl UnitSpec {
 pub(crate) struct UnitHandle {
     pub(crate) spec: UnitSpec,
     pub(crate) tx: mpsc::Sender<UnitEvent>,
-    pub(crate) statuses: Vec<watch::Receiver<InstanceStatus>>,
+    pub(crate) statuses: Vec<StatusCell>,
     pub(crate) task: JoinHandle<()>,
     /// Beaten by the unit's loop; the systemd watchdog checks it.
     pub(crate) beacon: Beacon,
@@ -117,13 +143,18 @@ pub(crate) fn spawn(
     let mut senders = Vec::new();
     let mut statuses = Vec::new();
     for instance in &spec.instances {
-        let (status_tx, status_rx) = watch::channel(InstanceStatus::pending(instance));
-        senders.push(status_tx);
-        statuses.push(status_rx);
+        let (cell, publisher) = StatusCell::new(InstanceStatus::pending(instance));
+        senders.push(publisher);
+        statuses.push(cell);
     }
     let rt = Realtime::of(config);
     let config = spec.scripts_config(config);
     let beacon = Beacon::new();
+    // The fencing status is forwarded from the runtime `spawn` runs on (see `forward_fence`).
+    let fencing = fence.map(|handle| Fencing {
+        handle,
+        shared: tokio::runtime::Handle::current(),
+    });
     let unit = run(
         spec.clone(),
         config,
@@ -131,7 +162,7 @@ pub(crate) fn spawn(
         rx,
         senders,
         beacon.clone(),
-        fence,
+        fencing,
     );
     let task = spawn_thread(&spec.name, rt, unit);
     UnitHandle {
@@ -168,6 +199,8 @@ fn spawn_thread(
     let spawned = std::thread::Builder::new()
         .name(thread_name)
         .spawn(move || {
+            // Before anything logs: the unit's lines never wait for stderr.
+            crate::logging::enter_nonblocking();
             super::realtime::enter(&unit_name, rt);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -201,9 +234,9 @@ pub(super) struct Member {
     pub(super) net: Arc<Network>,
     pub(super) notify: NotifyQueue,
     pub(super) shell: ShellStats,
-    status: watch::Sender<InstanceStatus>,
+    status: StatusPublisher,
     _reader: AbortOnDrop,
-    _tracks: TrackSources,
+    tracks: TrackSources,
     /// The master we last deferred to, for the "why" of the next transition.
     pub(super) last_master: Option<IpAddr>,
     /// Source and priority of the last advert of our VRID: tells a priority-0 handover or a
@@ -213,6 +246,10 @@ pub(super) struct Member {
     started: Instant,
     /// `fencing = "quorum"`: the VIPs are the fencing task's to add and remove.
     pub(super) fence: Option<FenceMember>,
+    /// The fencing task's last status of this member, as forwarded ([`UnitEvent::Fence`]).
+    pub(super) fence_status: FenceStatus,
+    /// The unit's own queue, for the delayed second announcement burst.
+    events: mpsc::Sender<UnitEvent>,
     _fence_forward: Option<AbortOnDrop>,
     /// Whether the fencing task held the VIPs at the last look (announce on the rising edge).
     fence_holding: bool,
@@ -225,11 +262,11 @@ pub(super) struct Member {
 impl Member {
     /// Takes in the fencing task's view: VIPs held, announcements and the deferred "master"
     /// notification once the VIPs are up, the status shown.
-    fn follow_fence(&mut self) {
-        let Some(fence) = &self.fence else {
+    fn follow_fence(&mut self, member: usize) {
+        if self.fence.is_none() {
             return;
-        };
-        let status = fence.current();
+        }
+        let status = self.fence_status.clone();
         let addrs: Vec<IpAddr> = self.conf.vips.iter().map(|v| v.addr).collect();
         if status.holding && !self.fence_holding {
             for e in self.net.announce(&addrs, self.conf.garp.count) {
@@ -237,7 +274,7 @@ impl Member {
                 self.shell.error(e);
             }
             if let Some(delay) = self.conf.garp.delay {
-                second_burst(fence, &self.net, &self.conf, addrs.clone(), delay);
+                second_burst(self.events.clone(), member, delay);
             }
             if let Some(mut transition) = self.pending_master.take() {
                 transition.fencing_token = status.token;
@@ -254,27 +291,21 @@ impl Member {
 /// fenced master becomes one for the network only once it holds the VIPs, which after a crashed
 /// owner is a session timeout later, when the core's own delayed burst is long past (it is
 /// skipped while the VIPs are not held). So the burst is repeated `delay` after the VIPs came
-/// up, if they are still held then. The periodic refresh (`garp_master_refresh`) needs nothing
-/// extra: the core keeps asking for it while master, and it goes out whenever the VIPs are held.
-fn second_burst(
-    fence: &FenceMember,
-    net: &Arc<Network>,
-    conf: &conf::VrrpInstance,
-    addrs: Vec<IpAddr>,
-    delay: Duration,
-) {
-    let mut status = fence.status();
-    let net = Arc::clone(net);
-    let (name, count) = (conf.name.clone(), conf.garp.count);
+/// up, if they are still held then ([`UnitEvent::SecondBurst`]). The periodic refresh
+/// (`garp_master_refresh`) needs nothing extra: the core keeps asking for it while master, and
+/// it goes out whenever the VIPs are held.
+fn second_burst(events: mpsc::Sender<UnitEvent>, member: usize, delay: Duration) {
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        // A closed channel: the member (and its claim) is gone.
-        if status.has_changed().is_ok() && status.borrow_and_update().holding {
-            for e in net.announce(&addrs, count) {
-                tracing::warn!(instance = %name, error = %e, "cannot announce VIPs");
-            }
-        }
+        // A closed queue: the unit is gone.
+        let _ = events.send(UnitEvent::SecondBurst { member }).await;
     });
+}
+
+/// The fencing task, and the shared runtime the unit's fencing statuses are read on.
+struct Fencing {
+    handle: FenceHandle,
+    shared: tokio::runtime::Handle,
 }
 
 /// Stops the socket reader with its member.
@@ -294,17 +325,17 @@ async fn run(
     config: conf::Config,
     tx: mpsc::Sender<UnitEvent>,
     mut rx: mpsc::Receiver<UnitEvent>,
-    status: Vec<watch::Sender<InstanceStatus>>,
+    mut status: Vec<StatusPublisher>,
     beacon: Beacon,
-    fence: Option<FenceHandle>,
+    fence: Option<Fencing>,
 ) {
-    let Some(nets) = open_all(&spec, &mut rx, &status, &beacon).await else {
+    let Some(nets) = open_all(&spec, &mut rx, &mut status, &beacon).await else {
         return;
     };
     let mut instances = Vec::new();
     let mut members = Vec::new();
     let now = Instant::now();
-    for (index, ((instance, (net, vmac)), status)) in
+    for (index, ((instance, (net, vmac)), mut status)) in
         spec.instances.iter().zip(nets).zip(status).enumerate()
     {
         let mut shell = ShellStats::default();
@@ -315,12 +346,8 @@ async fn run(
             Ok(_) => {}
             Err(e) => shell.error(format!("remove leftover VIPs: {e}")),
         }
-        let read_file = |path: &std::path::Path| {
-            std::fs::read_to_string(path)
-                .ok()
-                .and_then(|t| parse_file_value(&t))
-        };
-        match instance_config(instance, &config, net.source(), read_file)
+        let files = read_tracked_files(instance).await;
+        match instance_config(instance, &config, net.source(), |path| lookup(&files, path))
             .and_then(|c| Instance::new(c, now).map_err(ConvertError::from))
         {
             Ok(built) => instances.push(built),
@@ -328,28 +355,31 @@ async fn run(
                 tracing::error!(instance = %instance.name, error = %e, "cannot run VRRP instance");
                 let mut pending = InstanceStatus::pending(instance);
                 pending.last_error = Some(e.to_string());
-                status.send_replace(pending);
+                status.publish(pending);
                 // Not running on purpose: the watchdog must not wait for this unit.
                 beacon.retire();
                 return;
             }
         }
         let fenced = match (is_fenced(instance), &fence) {
-            (true, Some(handle)) => Some(handle.register(instance)),
+            (true, Some(fencing)) => Some(fencing.handle.register(instance)),
             (true, None) => {
                 tracing::error!(instance = %instance.name, "fencing = \"quorum\" without a coordination node: the instance stays in fault");
                 None
             }
             (false, _) => None,
         };
-        let fence_forward = fenced
-            .as_ref()
-            .map(|f| AbortOnDrop(tokio::spawn(forward_fence(f.status(), index, tx.clone()))));
+        // On the shared runtime: reading the status takes the lock the fencing task writes
+        // under, which the real-time unit thread must never wait for.
+        let fence_forward = fenced.as_ref().zip(fence.as_ref()).map(|(f, fencing)| {
+            let forward = forward_fence(f.status(), index, tx.clone());
+            AbortOnDrop(fencing.shared.spawn(forward))
+        });
         let reader = tokio::spawn(read_packets(Arc::clone(&net), index, tx.clone()));
         members.push(Member {
             conf: instance.clone(),
             notify: NotifyQueue::spawn(instance.notify.clone(), spec.identity),
-            _tracks: TrackSources::spawn(instance, &config, spec.identity, index, tx.clone()),
+            tracks: TrackSources::spawn(instance, &config, spec.identity, index, tx.clone()),
             net,
             shell,
             status,
@@ -359,6 +389,8 @@ async fn run(
             last_mismatch_log: None,
             started: now,
             fence: fenced,
+            fence_status: FenceStatus::default(),
+            events: tx.clone(),
             _fence_forward: fence_forward,
             fence_holding: false,
             pending_master: None,
@@ -369,6 +401,7 @@ async fn run(
     let mut unit = Unit {
         group: SyncGroup::new(spec.name.clone(), instances),
         members,
+        config,
     };
     for member in 0..unit.members.len() {
         unit.input(member, Input::Startup);
@@ -401,9 +434,11 @@ async fn run(
                         }
                         UnitEvent::Input { member, input } => unit.input(member, input),
                         UnitEvent::Packet { member, result } => unit.packet(member, result),
-                        UnitEvent::Update { member, instance, inputs } => {
-                            unit.update(member, *instance, inputs).await;
+                        UnitEvent::Update { member, instance, inputs, retrack } => {
+                            unit.update(member, *instance, inputs, retrack).await;
                         }
+                        UnitEvent::Fence { member, status } => unit.fence(member, *status),
+                        UnitEvent::SecondBurst { member } => unit.second_burst(member),
                     }
                 }
                 if stop {
@@ -422,6 +457,8 @@ async fn run(
                 continue;
             }
             _ = heartbeat.tick() => {
+                // A status a reader kept back goes out now at the latest.
+                unit.flush_statuses();
                 beacon.beat();
                 continue;
             }
@@ -434,7 +471,10 @@ async fn run(
                 member,
                 instance,
                 inputs,
-            } => unit.update(member, *instance, inputs).await,
+                retrack,
+            } => unit.update(member, *instance, inputs, retrack).await,
+            UnitEvent::Fence { member, status } => unit.fence(member, *status),
+            UnitEvent::SecondBurst { member } => unit.second_burst(member),
         }
         unit.drain().await;
         // `biased` must not let a flood of packets starve the timers: once the queue is empty,
@@ -464,14 +504,14 @@ async fn run(
 async fn open_all(
     spec: &UnitSpec,
     rx: &mut mpsc::Receiver<UnitEvent>,
-    status: &[watch::Sender<InstanceStatus>],
+    status: &mut [StatusPublisher],
     beacon: &Beacon,
 ) -> Option<Vec<(Arc<Network>, Option<Vmac>)>> {
     loop {
         beacon.beat();
         let mut nets = Vec::new();
         let mut failed = false;
-        for (instance, status) in spec.instances.iter().zip(status) {
+        for (instance, status) in spec.instances.iter().zip(status.iter_mut()) {
             let opened = match Vmac::create(instance).await {
                 Ok(vmac) => match Network::open(instance) {
                     Ok(net) => Ok((Arc::new(net), vmac)),
@@ -491,7 +531,7 @@ async fn open_all(
                     tracing::error!(instance = %instance.name, interface = %instance.interface, error = %e, "cannot open VRRP sockets; retrying");
                     let mut pending = InstanceStatus::pending(instance);
                     pending.last_error = Some(e.to_string());
-                    status.send_replace(pending);
+                    status.publish(pending);
                 }
             }
         }
@@ -519,22 +559,21 @@ async fn open_all(
     }
 }
 
-/// Feeds a fenced instance's lease state to its state machine as the `quorum` tracked object,
-/// at start and on every change of its fencing status (which also refreshes the status shown).
+/// Forwards a fenced instance's fencing status to its unit at start and on every change: the
+/// unit keeps it (VIPs held, token) and feeds the lease state to the state machine as the
+/// `quorum` tracked object.
 async fn forward_fence(
-    mut status: watch::Receiver<FenceStatus>,
+    mut status: tokio::sync::watch::Receiver<FenceStatus>,
     member: usize,
     tx: mpsc::Sender<UnitEvent>,
 ) {
     loop {
-        let up = status.borrow_and_update().quorum;
-        let input = Input::Track {
-            name: QUORUM_TRACK.to_owned(),
-            up,
+        let current = Box::new(status.borrow_and_update().clone());
+        let event = UnitEvent::Fence {
+            member,
+            status: current,
         };
-        if tx.send(UnitEvent::Input { member, input }).await.is_err()
-            || status.changed().await.is_err()
-        {
+        if tx.send(event).await.is_err() || status.changed().await.is_err() {
             return;
         }
     }
@@ -553,6 +592,44 @@ async fn read_packets(net: Arc<Network>, member: usize, tx: mpsc::Sender<UnitEve
     }
 }
 
+/// Reads `instance`'s tracked files off the unit's thread (a slow file system must not hold up
+/// adverts): path → the integer each holds, `None` when unreadable or not a number.
+async fn read_tracked_files(
+    instance: &conf::VrrpInstance,
+) -> Vec<(std::path::PathBuf, Option<i64>)> {
+    let mut files = Vec::new();
+    for file in &instance.track.files {
+        let value = tokio::fs::read_to_string(&file.path)
+            .await
+            .ok()
+            .and_then(|t| parse_file_value(&t));
+        files.push((file.path.clone(), value));
+    }
+    files
+}
+
+fn lookup(files: &[(std::path::PathBuf, Option<i64>)], path: &std::path::Path) -> Option<i64> {
+    files.iter().find(|(p, _)| p == path).and_then(|(_, v)| *v)
+}
+
+/// The failing tracks shown after a new track set: what was shown and is still tracked (or is
+/// the instance's own interface, a fault rather than a track) and still down, plus the new
+/// set's objects that are down, sorted.
+fn tracks_down_after_retrack(
+    shown: &[String],
+    own_interface: &str,
+    set: &[String],
+    is_up: impl Fn(&str) -> Option<bool>,
+) -> Vec<String> {
+    let mut down: BTreeSet<String> = shown
+        .iter()
+        .filter(|k| *k == own_interface || is_up(k) == Some(false))
+        .cloned()
+        .collect();
+    down.extend(set.iter().filter(|k| is_up(k) == Some(false)).cloned());
+    down.into_iter().collect()
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -563,6 +640,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 struct Unit {
     group: SyncGroup,
     members: Vec<Member>,
+    /// The config the members' tracking is built from (its track scripts are the unit's).
+    config: conf::Config,
 }
 
 impl Unit {
@@ -594,12 +673,15 @@ impl Unit {
     }
 
     /// Applies a reload to a running member: its network learns the new VIPs first (the state
-    /// machine may add them at once), forgets the dropped ones after they were removed.
+    /// machine may add them at once), forgets the dropped ones after they were removed. With
+    /// `retrack` (its tracking changed), its track sources move in place and the state machine
+    /// gets the new track set.
     async fn update(
         &mut self,
         member: usize,
         mut instance: conf::VrrpInstance,
         mut inputs: Vec<Input>,
+        retrack: Option<Retrack>,
     ) {
         let Some(m) = self.members.get_mut(member) else {
             return;
@@ -610,15 +692,89 @@ impl Unit {
             inputs.retain(|i| !matches!(i, Input::SetAddresses(_)));
             instance.vips.clone_from(&m.conf.vips);
         }
+        let mut tracked = None;
+        if let Some(retrack) = retrack {
+            match self.retrack(member, &instance, retrack).await {
+                Some((set, names)) => {
+                    inputs.push(set);
+                    tracked = Some(names);
+                }
+                None => {
+                    if let Some(m) = self.members.get(member) {
+                        instance.track.clone_from(&m.conf.track);
+                    }
+                }
+            }
+        }
         tracing::info!(instance = %instance.name, changes = ?inputs, "VRRP instance updated in place");
-        m.conf = instance;
+        if let Some(m) = self.members.get_mut(member) {
+            m.conf = instance;
+        }
         for input in inputs {
             self.input(member, input);
+        }
+        if let (Some(names), Some(m), Some(state)) = (
+            tracked,
+            self.members.get_mut(member),
+            self.group.member(member),
+        ) {
+            m.shell.tracks_down = tracks_down_after_retrack(
+                &m.shell.tracks_down,
+                &interface_key(&m.conf.interface),
+                &names,
+                |key| state.track_is_up(key),
+            );
         }
         self.drain().await;
         if let Some(m) = self.members.get_mut(member) {
             m.net.retain_vips(&m.conf);
         }
+    }
+
+    /// Moves member `member`'s track sources to what the reloaded `instance` tracks (with the
+    /// unit's new track-script definitions and script user) and builds the [`Input::SetTracks`] for
+    /// its state machine, with the names of the new set. `None` when the new tracking cannot be
+    /// built (logged; the old tracking keeps running).
+    async fn retrack(
+        &mut self,
+        member: usize,
+        instance: &conf::VrrpInstance,
+        retrack: Retrack,
+    ) -> Option<(Input, Vec<String>)> {
+        let mut config = self.config.clone();
+        config.track_scripts = retrack.scripts;
+        let primary = self.group.member(member)?.config().primary_address;
+        let files = read_tracked_files(instance).await;
+        let built = instance_config(instance, &config, primary, |path| lookup(&files, path));
+        let tracks = match built {
+            Ok(built) => built.tracks,
+            Err(e) => {
+                tracing::error!(instance = %instance.name, error = %e, "reloaded tracking cannot be used; keeping the old one");
+                if let Some(m) = self.members.get_mut(member) {
+                    m.shell.error(format!("reloaded tracking: {e}"));
+                }
+                return None;
+            }
+        };
+        let state = self.group.member(member)?;
+        let m = self.members.get_mut(member)?;
+        let changes = m.tracks.update(instance, &config, retrack.identity, |key| {
+            state.track_is_up(key)
+        });
+        tracing::info!(
+            instance = %instance.name,
+            kept = changes.kept,
+            started = changes.started,
+            stopped = changes.stopped,
+            "VRRP track sources moved in place"
+        );
+        self.config = config;
+        let names = tracks.iter().map(|t| t.name.clone()).collect();
+        let set = Input::SetTracks {
+            tracks,
+            reset: changes.reset,
+        };
+        Some((set, names))
     }
 
     /// Handles every packet already waiting in the members' sockets, without waiting for more
@@ -704,15 +860,52 @@ impl Unit {
         let now = Instant::now();
         let wall = SystemTime::now();
         for (i, m) in self.members.iter_mut().enumerate() {
-            m.follow_fence();
+            m.follow_fence(i);
             if let Some(instance) = self.group.member(i) {
                 if instance.state() == State::Backup && instance.master_address().is_some() {
                     m.last_master = instance.master_address();
                 }
                 let status =
                     InstanceStatus::capture(instance, &m.conf, &m.shell, m.started, now, wall);
-                m.status.send_replace(status);
+                m.status.publish(status);
             }
+        }
+    }
+
+    /// Takes in a fenced member's new fencing status: kept for the next drain
+    /// (`follow_fence`), the lease state fed to the state machine.
+    fn fence(&mut self, member: usize, status: FenceStatus) {
+        let Some(m) = self.members.get_mut(member) else {
+            return;
+        };
+        let up = status.quorum;
+        m.fence_status = status;
+        let input = Input::Track {
+            name: QUORUM_TRACK.to_owned(),
+            up,
+        };
+        self.input(member, input);
+    }
+
+    /// A fenced member's delayed second burst: only if it still holds the VIPs.
+    fn second_burst(&mut self, member: usize) {
+        let Some(m) = self.members.get_mut(member) else {
+            return;
+        };
+        if !m.fence_status.holding {
+            return;
+        }
+        let addrs: Vec<IpAddr> = m.conf.vips.iter().map(|v| v.addr).collect();
+        for e in m.net.announce(&addrs, m.conf.garp.count) {
+            tracing::warn!(instance = %m.conf.name, error = %e, "cannot announce VIPs");
+            m.shell.error(e);
+        }
+    }
+
+    /// Publishes the statuses readers kept back (see [`StatusCell`]).
+    fn flush_statuses(&mut self) {
+        for m in &mut self.members {
+            m.status.flush();
         }
     }
 
@@ -741,5 +934,31 @@ impl Unit {
             }
             notify.close(limit).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tracks_down_after_retrack;
+
+    #[test]
+    fn failing_tracks_shown_follow_the_new_set() {
+        let shown = [
+            "interface:vnet0".to_owned(),
+            "script:gone".to_owned(),
+            "script:kept".to_owned(),
+        ];
+        let set = [
+            "script:kept".to_owned(),
+            "file:/run/m".to_owned(),
+            "script:new".to_owned(),
+        ];
+        let down = tracks_down_after_retrack(&shown, "interface:vnet0", &set, |key| match key {
+            "script:kept" | "file:/run/m" => Some(false),
+            "script:new" => Some(true),
+            _ => None,
+        });
+        // The own interface's fault stays; the removed script goes; the file read down shows.
+        assert_eq!(down, ["file:/run/m", "interface:vnet0", "script:kept"]);
     }
 }

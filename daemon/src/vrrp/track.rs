@@ -12,7 +12,8 @@
 //! - `track_groups`: fed by the LVS runtime through [`super::VrrpRuntime::set_group`].
 //!
 //! Each instance runs its own sources, so a script tracked by two instances runs twice; that
-//! keeps every source's lifetime that of its instance across reloads.
+//! keeps every source's lifetime that of its instance across reloads. A reload that changes
+//! what an instance tracks moves its sources in place ([`TrackSources::update`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,15 +35,47 @@ use super::task::UnitEvent;
 /// How often tracked files are re-read.
 pub const FILE_POLL: Duration = Duration::from_millis(500);
 
-/// The running sources of one instance; dropping it stops them.
-#[derive(Debug, Default)]
+/// The running sources of one instance, each under the key of what it watches; dropping it
+/// stops them.
+///
+/// A reload that changes the instance's tracking ([`update`](Self::update)) keeps every source
+/// whose key is unchanged running (a script keeps its rise/fall history), stops the ones no
+/// longer wanted and starts the new ones, instead of restarting the instance.
+#[derive(Debug)]
 pub(crate) struct TrackSources {
-    tasks: Vec<JoinHandle<()>>,
+    sink: Sink,
+    running: Vec<(SourceKey, JoinHandle<()>)>,
+}
+
+/// What one source watches; a source whose key a reload keeps keeps running.
+#[derive(Debug, Clone, PartialEq)]
+enum SourceKey {
+    /// The instance's own interface (faults) and its tracked interfaces, on one link monitor.
+    Links {
+        interface: String,
+        tracked: Vec<String>,
+    },
+    /// A track script, by its whole definition and who it runs as: a changed command,
+    /// interval, rise, fall or script user is a new runner.
+    Script(conf::TrackScript, ScriptIdentity),
+    /// A tracked file and its configured weight.
+    File { path: PathBuf, weight: i32 },
+}
+
+/// What [`TrackSources::update`] did, for the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SourceChanges {
+    pub(crate) kept: usize,
+    pub(crate) started: usize,
+    pub(crate) stopped: usize,
+    /// Track keys whose source started over and reports afresh (tracked files): the state
+    /// machine takes their status from the new set rather than keeping the old one.
+    pub(crate) reset: Vec<String>,
 }
 
 impl Drop for TrackSources {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for (_, task) in &self.running {
             task.abort();
         }
     }
@@ -66,6 +99,35 @@ impl Sink {
     }
 }
 
+/// The sources `instance` needs, in start order.
+fn wanted(
+    instance: &conf::VrrpInstance,
+    config: &conf::Config,
+    identity: ScriptIdentity,
+) -> Vec<SourceKey> {
+    let mut keys = vec![SourceKey::Links {
+        interface: instance.interface.clone(),
+        tracked: instance
+            .track
+            .interfaces
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
+    }];
+    for tracked in &instance.track.scripts {
+        if let Some(defined) = config.track_script(&tracked.name) {
+            keys.push(SourceKey::Script(defined.clone(), identity));
+        }
+    }
+    for file in &instance.track.files {
+        keys.push(SourceKey::File {
+            path: file.path.clone(),
+            weight: file.weight,
+        });
+    }
+    keys
+}
+
 impl TrackSources {
     /// Starts every source of `instance` (member `member` of its unit).
     pub(crate) fn spawn(
@@ -75,36 +137,77 @@ impl TrackSources {
         member: usize,
         tx: mpsc::Sender<UnitEvent>,
     ) -> Self {
-        let sink = Sink { member, tx };
-        let mut tasks = Vec::new();
-        let tracked: Vec<String> = instance
-            .track
-            .interfaces
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
-        tasks.push(tokio::spawn(watch_links(
-            instance.interface.clone(),
-            tracked,
-            sink.clone(),
-        )));
-        for tracked in &instance.track.scripts {
-            if let Some(defined) = config.track_script(&tracked.name) {
-                tasks.push(tokio::spawn(run_script(
-                    defined.clone(),
-                    identity,
-                    sink.clone(),
-                )));
+        let mut sources = Self {
+            sink: Sink { member, tx },
+            running: Vec::new(),
+        };
+        for key in wanted(instance, config, identity) {
+            let task = sources.start(&key, true);
+            sources.running.push((key, task));
+        }
+        sources
+    }
+
+    /// Moves the sources to what `instance` (as reloaded, with `config`'s script definitions,
+    /// scripts running as `identity`) tracks: unchanged sources keep running, the others stop or start. `is_up` is the state
+    /// machine's current status of a track key: a script whose definition changed starts from
+    /// it (no status change without `rise` or `fall` results of the new runner), a new one
+    /// starts up like at start. Tracked files always start over, so that the file read for the
+    /// new set and what the poller reports next agree; their keys are returned as `reset`.
+    pub(crate) fn update(
+        &mut self,
+        instance: &conf::VrrpInstance,
+        config: &conf::Config,
+        identity: ScriptIdentity,
+        is_up: impl Fn(&str) -> Option<bool>,
+    ) -> SourceChanges {
+        let mut changes = SourceChanges::default();
+        let mut old = std::mem::take(&mut self.running);
+        for key in wanted(instance, config, identity) {
+            let kept = old
+                .iter()
+                .position(|(k, _)| *k == key)
+                .filter(|_| !matches!(key, SourceKey::File { .. }));
+            let task = if let Some(i) = kept {
+                changes.kept += 1;
+                old.swap_remove(i).1
+            } else {
+                changes.started += 1;
+                let up = match &key {
+                    SourceKey::Script(script, _) => {
+                        is_up(&script_key(&script.name)).unwrap_or(true)
+                    }
+                    SourceKey::File { path, .. } => {
+                        changes.reset.push(file_key(path));
+                        true
+                    }
+                    SourceKey::Links { .. } => true,
+                };
+                self.start(&key, up)
+            };
+            self.running.push((key, task));
+        }
+        for (_, task) in old {
+            changes.stopped += 1;
+            task.abort();
+        }
+        changes
+    }
+
+    /// Starts the source of `key`; a script starts with status `up`.
+    fn start(&self, key: &SourceKey, up: bool) -> JoinHandle<()> {
+        let sink = self.sink.clone();
+        match key {
+            SourceKey::Links { interface, tracked } => {
+                tokio::spawn(watch_links(interface.clone(), tracked.clone(), sink))
+            }
+            SourceKey::Script(script, identity) => {
+                tokio::spawn(run_script(script.clone(), *identity, sink, up))
+            }
+            SourceKey::File { path, weight } => {
+                tokio::spawn(poll_file(path.clone(), *weight, sink))
             }
         }
-        for file in &instance.track.files {
-            tasks.push(tokio::spawn(poll_file(
-                file.path.clone(),
-                file.weight,
-                sink.clone(),
-            )));
-        }
-        Self { tasks }
     }
 }
 
@@ -179,8 +282,13 @@ pub struct Hysteresis {
 impl Hysteresis {
     /// Starts up, needing `rise` successes / `fall` failures in a row to change (0 acts as 1).
     pub fn new(rise: u32, fall: u32) -> Self {
+        Self::starting(true, rise, fall)
+    }
+
+    /// Starts at `up` (a reloaded script carries on from the status it had).
+    pub fn starting(up: bool, rise: u32, fall: u32) -> Self {
         Self {
-            up: true,
+            up,
             rise: rise.max(1),
             fall: fall.max(1),
             streak: 0,
@@ -210,9 +318,9 @@ impl Hysteresis {
     }
 }
 
-async fn run_script(script: conf::TrackScript, identity: ScriptIdentity, sink: Sink) {
+async fn run_script(script: conf::TrackScript, identity: ScriptIdentity, sink: Sink, up: bool) {
     let key = script_key(&script.name);
-    let mut status = Hysteresis::new(script.rise, script.fall);
+    let mut status = Hysteresis::starting(up, script.rise, script.fall);
     let mut ticker = tokio::time::interval(script.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -263,7 +371,88 @@ async fn poll_file(path: PathBuf, weight: i32, sink: Sink) {
 
 #[cfg(test)]
 mod tests {
-    use super::Hysteresis;
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[vrrp_instance]]
+name = "vi"
+interface = "lo"
+vrid = 1
+vips = ["10.0.0.1"]
+fencing = "off"
+track_scripts = ["chk"]
+track_files = [{ path = "/nonexistent/maint", weight = -5 }]
+
+[[track_script]]
+name = "chk"
+command = ["/bin/true"]
+interval = "1h"
+
+[[track_script]]
+name = "chk2"
+command = ["/bin/true"]
+interval = "1h"
+"#;
+
+    fn load(src: &str) -> conf::Config {
+        conf::load_str(src, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_unchanged_sources_and_moves_the_rest() {
+        let config = load(CONFIG);
+        let (tx, _rx) = mpsc::channel(16);
+        let id = ScriptIdentity::current();
+        let mut sources = TrackSources::spawn(&config.vrrp_instances[0], &config, id, 0, tx);
+        assert_eq!(sources.running.len(), 3, "links, chk, the file");
+        // Unchanged: only the file poller starts over (reported as a reset).
+        let same = sources.update(&config.vrrp_instances[0], &config, id, |_| None);
+        assert_eq!(
+            same,
+            SourceChanges {
+                kept: 2,
+                started: 1,
+                stopped: 1,
+                reset: vec!["file:/nonexistent/maint".into()],
+            }
+        );
+        // `chk` gets a new command, `chk2` and a tracked interface are added, the file goes.
+        let next = load(
+            &CONFIG
+                .replace("command = [\"/bin/true\"]\ninterval = \"1h\"\n\n[[track_script]]\nname = \"chk2\"",
+                    "command = [\"/bin/false\"]\ninterval = \"1h\"\n\n[[track_script]]\nname = \"chk2\"")
+                .replace(
+                    "track_scripts = [\"chk\"]\ntrack_files = [{ path = \"/nonexistent/maint\", weight = -5 }]",
+                    "track_scripts = [\"chk\", \"chk2\"]\ntrack_interfaces = [\"lo\"]",
+                ),
+        );
+        let asked = std::sync::Mutex::new(Vec::new());
+        let moved = sources.update(&next.vrrp_instances[0], &next, id, |key| {
+            asked.lock().expect("asked").push(key.to_owned());
+            Some(false)
+        });
+        assert_eq!(
+            moved,
+            SourceChanges {
+                kept: 0,
+                started: 3,
+                stopped: 3,
+                reset: vec![],
+            }
+        );
+        // The restarted and the new runner start from the state machine's status.
+        assert_eq!(*asked.lock().expect("asked"), ["script:chk", "script:chk2"]);
+        assert_eq!(sources.running.len(), 3);
+    }
+
+    #[test]
+    fn hysteresis_can_start_down() {
+        let mut h = Hysteresis::starting(false, 2, 1);
+        assert!(!h.is_up());
+        assert_eq!(h.record(false), None);
+        assert_eq!(h.record(true), None);
+        assert_eq!(h.record(true), Some(true));
+    }
 
     #[test]
     fn hysteresis_needs_fall_failures_then_rise_successes_in_a_row() {

@@ -213,3 +213,126 @@ fn unknown_track_is_refused_without_side_effects() {
     assert!(drain(&mut vi).is_empty());
     assert_eq!(vi.state(), State::Backup);
 }
+
+fn set_tracks(tracks: Vec<TrackConfig>) -> Input {
+    Input::SetTracks {
+        tracks,
+        reset: Vec::new(),
+    }
+}
+
+fn vip_changes(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::RemoveVips(_) | Action::AddVips(_)))
+        .count()
+}
+
+#[test]
+fn a_new_track_set_applies_to_a_running_master_without_a_transition() {
+    // A reload adds a track script and re-weighs a kept one on a master: no VIP flap.
+    let t0 = epoch();
+    let mut cfg = config(Version::V3, 100, 1);
+    cfg.tracks = vec![track("chk", -10), track("gone", -30)];
+    let (mut vi, at) = master(cfg, t0);
+    feed(&mut vi, at, down("chk"));
+    assert_eq!(vi.effective_priority(), 90);
+    let actions = feed(
+        &mut vi,
+        at,
+        set_tracks(vec![track("chk", -20), track("new", 0)]),
+    );
+    assert_eq!(vi.state(), State::Master);
+    assert!(transitions(&actions).is_empty(), "{actions:?}");
+    assert_eq!(vip_changes(&actions), 0, "the VIPs stay: {actions:?}");
+    // `chk` kept its reported "down" and took its new weight; the new weight-0 track starts up
+    // (no fault before it has failed); `gone` no longer counts. Advertised at once.
+    assert_eq!(vi.track_is_up("chk"), Some(false));
+    assert_eq!(vi.track_is_up("new"), Some(true));
+    assert_eq!(vi.track_is_up("gone"), None);
+    assert_eq!(sent_priorities(&actions), [80]);
+    // The new track works like any other: its failure faults the master.
+    let actions = feed(&mut vi, at + SECOND, down("new"));
+    assert_eq!(
+        transitions(&actions),
+        [(State::Master, State::Fault, Reason::Fault)]
+    );
+    assert_eq!(sent_priorities(&actions), [0]);
+    // A report for a removed track is refused.
+    assert!(matches!(
+        vi.handle(at + SECOND, down("gone")),
+        Err(InputError::Track { .. })
+    ));
+}
+
+#[test]
+fn an_unchanged_priority_sends_nothing_and_a_reset_name_starts_over() {
+    let t0 = epoch();
+    let mut cfg = config(Version::V3, 100, 1);
+    cfg.tracks = vec![track("file", -10)];
+    let (mut vi, at) = master(cfg, t0);
+    feed(&mut vi, at, down("file"));
+    // Same set, same weights: nothing to say.
+    assert!(feed(&mut vi, at, set_tracks(vec![track("file", -10)])).is_empty());
+    // The file's source restarted and read it again: its status is what the new set says.
+    let actions = feed(
+        &mut vi,
+        at,
+        Input::SetTracks {
+            tracks: vec![track("file", -10)],
+            reset: vec!["file".into()],
+        },
+    );
+    assert_eq!(sent_priorities(&actions), [100]);
+    assert_eq!(vi.track_is_up("file"), Some(true));
+}
+
+#[test]
+fn a_new_track_that_starts_down_lowers_a_master_which_then_yields_to_a_better_peer() {
+    let t0 = epoch();
+    let (mut vi, at) = master(config(Version::V3, 100, 1), t0);
+    let mut maintenance = track("file:/run/maint", -60);
+    maintenance.up = false;
+    let actions = feed(&mut vi, at, set_tracks(vec![maintenance]));
+    assert_eq!(sent_priorities(&actions), [40], "advertised at once");
+    assert_eq!(vi.state(), State::Master);
+    // RFC 9568 §6.4.3: the peer at 90 now beats us.
+    let actions = feed(
+        &mut vi,
+        at + SECOND,
+        super::support::from(2, advert(Version::V3, 90, 100)),
+    );
+    assert_eq!(
+        transitions(&actions),
+        [(State::Master, State::Backup, Reason::Preempted)]
+    );
+}
+
+#[test]
+fn a_new_weight_zero_track_that_starts_down_faults_and_a_bad_set_changes_nothing() {
+    let t0 = epoch();
+    let (mut vi, at) = master(config(Version::V3, 100, 1), t0);
+    let err = vi
+        .handle(at, set_tracks(vec![track("a", 10), track("a", 20)]))
+        .expect_err("duplicate names");
+    assert!(matches!(err, InputError::Config(_)), "{err:?}");
+    let err = vi
+        .handle(at, set_tracks(vec![track("a", 300)]))
+        .expect_err("weight out of range");
+    assert!(matches!(err, InputError::Config(_)), "{err:?}");
+    assert!(drain(&mut vi).is_empty());
+    assert_eq!(vi.track_is_up("a"), None);
+    let mut link = track("interface:eth1", 0);
+    link.up = false;
+    let actions = feed(&mut vi, at, set_tracks(vec![link]));
+    assert_eq!(
+        transitions(&actions),
+        [(State::Master, State::Fault, Reason::Fault)]
+    );
+    // Removing it again clears the fault.
+    let actions = feed(&mut vi, at + SECOND, set_tracks(Vec::new()));
+    assert_eq!(
+        transitions(&actions),
+        [(State::Fault, State::Backup, Reason::FaultCleared)]
+    );
+}

@@ -135,3 +135,102 @@ fn a_backup_only_remembers_new_addresses_and_bad_lists_are_refused() {
     }
     assert_eq!(vi.config().addresses, [ip(102)]);
 }
+
+fn options(preempt: bool, preempt_delay: std::time::Duration) -> Input {
+    Input::SetOptions {
+        preempt,
+        preempt_delay,
+        accept_mode: false,
+        garp: vigil_vrrp::config::GarpConfig::default(),
+    }
+}
+
+#[test]
+fn preemption_settings_change_in_place_and_apply_from_the_next_advert() {
+    let t0 = epoch();
+    let mut cfg = config(Version::V3, 150, 1);
+    cfg.preempt_delay = 10 * SECOND;
+    let mut vi = started(cfg, t0);
+    // A lower master: we would preempt it 10 s after its first advert.
+    let mut now = t0;
+    for _ in 0..3 {
+        now += SECOND;
+        assert!(
+            transitions(&feed(&mut vi, now, from(3, advert(Version::V3, 100, 100)))).is_empty()
+        );
+    }
+    // Preemption off (a reload): no transition now, and the lower master is kept for good.
+    let actions = feed(&mut vi, now, options(false, 10 * SECOND));
+    assert!(actions.is_empty(), "{actions:?}");
+    for _ in 0..15 {
+        now += SECOND;
+        feed(&mut vi, now, from(3, advert(Version::V3, 100, 100)));
+        advance(&mut vi, now);
+    }
+    assert_eq!(vi.state(), State::Backup);
+    assert!(vi.yields_to_master());
+    // Preemption on without a delay: the next lower advert is discarded and the
+    // Master_Down_Timer makes us master.
+    feed(&mut vi, now, options(true, std::time::Duration::ZERO));
+    now += SECOND;
+    feed(&mut vi, now, from(3, advert(Version::V3, 100, 100)));
+    let actions = advance(&mut vi, now + 4 * SECOND);
+    assert_eq!(
+        transitions(&actions),
+        [(
+            State::Backup,
+            State::Master,
+            vigil_vrrp::instance::Reason::MasterDown
+        )]
+    );
+}
+
+#[test]
+fn a_master_takes_a_new_refresh_period_without_a_transition() {
+    let t0 = epoch();
+    let quiet = vigil_vrrp::config::GarpConfig {
+        delay: None,
+        ..vigil_vrrp::config::GarpConfig::default()
+    };
+    let mut cfg = config(Version::V3, 100, 1);
+    cfg.garp = quiet;
+    let (mut vi, at) = master(cfg, t0);
+    let garp = vigil_vrrp::config::GarpConfig {
+        refresh: Some(3 * SECOND),
+        refresh_repeat: 2,
+        ..quiet
+    };
+    let set = Input::SetOptions {
+        preempt: true,
+        preempt_delay: std::time::Duration::ZERO,
+        accept_mode: true,
+        garp,
+    };
+    assert!(feed(&mut vi, at, set).is_empty());
+    assert!(vi.accept_mode());
+    let actions = advance(&mut vi, at + 3 * SECOND);
+    assert!(transitions(&actions).is_empty(), "{actions:?}");
+    assert!(
+        actions.contains(&Action::SendGratuitous {
+            addresses: vec![vip()],
+            count: 2
+        }),
+        "{actions:?}"
+    );
+    // Refresh off again: no more bursts.
+    let off = Input::SetOptions {
+        preempt: true,
+        preempt_delay: std::time::Duration::ZERO,
+        accept_mode: false,
+        garp: quiet,
+    };
+    feed(&mut vi, at + 3 * SECOND, off);
+    let actions = advance(&mut vi, at + 10 * SECOND);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::SendGratuitous { .. })),
+        "{actions:?}"
+    );
+    assert_eq!(vi.state(), State::Master);
+}
