@@ -201,11 +201,22 @@ impl Streaming {
         }
     }
 
-    /// SIGINT, as Ctrl-C would; the exit code.
+    /// SIGINT, as Ctrl-C would; the exit code. Panics if the process ignores it for 10 s.
     fn interrupt(&mut self) -> Option<i32> {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
         nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
-        self.child.wait().unwrap().code()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 10 s after SIGINT; stderr: {}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

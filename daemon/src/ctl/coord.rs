@@ -418,6 +418,7 @@ async fn create(
     } else {
         1
     };
+    let mut interrupts = super::lock::Interrupts::listen();
     let session = client.session(timeout_ms).await?;
     let created = session.create(path, data.as_bytes(), options).await;
     let (created, stat) = match created {
@@ -437,7 +438,7 @@ async fn create(
     if options.ephemeral {
         let mut state = session.state();
         tokio::select! {
-            () = super::lock::interrupted() => {}
+            _ = interrupts.next() => {}
             () = super::lock::expired(&mut state) => {
                 eprintln!("vigilctl: session expired; {created} is gone");
                 return Ok(super::lock::LOST);
@@ -492,12 +493,13 @@ async fn watch(
     } else {
         WatchKind::Persistent
     };
+    let mut interrupts = super::lock::Interrupts::listen();
     let mut watcher = client.watch(path, kind).await?;
     // Registered: tell a script (or a test) that no later change can be missed.
     eprintln!("vigilctl: watching {path}");
     loop {
         let notice = tokio::select! {
-            () = super::lock::interrupted() => return Ok(exit::OK),
+            _ = interrupts.next() => return Ok(exit::OK),
             notice = watcher.next() => notice?,
         };
         let line = match notice {

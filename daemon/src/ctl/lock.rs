@@ -28,23 +28,39 @@ pub const LOST: u8 = 75;
 /// How long CMD may take to exit after SIGTERM is passed on before it is SIGKILLed.
 const TERM_GRACE: Duration = Duration::from_secs(10);
 
-/// Resolves on SIGINT or SIGTERM (never, if the handlers cannot be installed).
-pub async fn interrupted() {
-    let _ = next_signal().await;
+/// SIGINT and SIGTERM, listened for from creation on.
+///
+/// Create it before the command's first await: once tokio's handler is installed a signal no
+/// longer has its default effect, so one that arrived while nothing listened (between two
+/// `select!`s, or before the first) would be lost and the command would never stop.
+pub struct Interrupts {
+    /// `None` if the handlers cannot be installed: then no signal ever resolves `next`.
+    listeners: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
-async fn next_signal() -> Option<Signal> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        std::future::pending::<()>().await;
-        return None;
-    };
-    tokio::select! {
-        _ = int.recv() => Some(Signal::SIGINT),
-        _ = term.recv() => Some(Signal::SIGTERM),
+impl Interrupts {
+    /// Starts listening.
+    pub fn listen() -> Interrupts {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listeners = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Some((int, term)),
+            _ => None,
+        };
+        Interrupts { listeners }
+    }
+
+    /// The next SIGINT or SIGTERM, including one received since the last call.
+    pub async fn next(&mut self) -> Signal {
+        let Some((int, term)) = self.listeners.as_mut() else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => Signal::SIGINT,
+            _ = term.recv() => Signal::SIGTERM,
+        }
     }
 }
 
@@ -140,12 +156,13 @@ pub async fn lock(
         eprintln!("vigilctl: lock needs a command after --");
         return Ok(exit::USAGE);
     };
+    let mut interrupts = Interrupts::listen();
     let session = client.session(session_ms).await?;
     let timeout = Duration::from_millis(u64::from(session.timeout_ms()));
     let lock = Lock::new(session.clone(), name)?;
     let guard = tokio::select! {
         guard = lock.acquire() => guard?,
-        () = interrupted() => {
+        _ = interrupts.next() => {
             let _ = session.close().await;
             return Ok(130);
         }
@@ -203,8 +220,7 @@ pub async fn lock(
             let _ = session.close().await;
             return Ok(LOST);
         }
-        signal = next_signal() => {
-            let signal = signal.unwrap_or(Signal::SIGTERM);
+        signal = interrupts.next() => {
             kill_group(pgid, signal);
             if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_err() {
                 kill_group(pgid, Signal::SIGKILL);
@@ -228,6 +244,7 @@ pub async fn elect(
     id: &str,
     session_ms: u32,
 ) -> Result<u8, ClientError> {
+    let mut interrupts = Interrupts::listen();
     let session = client.session(session_ms).await?;
     let election = Election::new(session.clone(), name)?;
     let mut leaders = observe_leader(client.clone(), name)?;
@@ -267,7 +284,7 @@ pub async fn elect(
                 eprintln!("vigilctl: session expired; {id} is no longer a candidate");
                 return Ok(LOST);
             }
-            () = interrupted() => break,
+            _ = interrupts.next() => break,
         }
     }
     if let Some(guard) = guard {
