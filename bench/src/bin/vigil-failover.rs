@@ -236,9 +236,10 @@ fn run_series(bins: &Binaries, series: &Series) -> anyhow::Result<Summary> {
             None => "",
         };
         println!(
-            "  run {:>2}: {:.1} ms{role}",
+            "  run {:>2}: {:.1} ms (fault {:.1} ms after an advert){role}",
             i + 1,
-            f.outage.as_secs_f64() * 1000.0
+            f.outage.as_secs_f64() * 1000.0,
+            f.since_advert.as_secs_f64() * 1000.0
         );
     })?;
     let outages: Vec<Duration> = failovers.iter().map(|f| f.outage).collect();

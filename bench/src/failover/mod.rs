@@ -10,10 +10,12 @@
 //! the client probes the VIP every 2 ms; the outage is the time from the kill to the first
 //! answer from lb2 (for link down: from taking lb1's bridge port down). Between runs the master
 //! is restarted (or its link comes back) and must serve the VIP alone again;
-//! the kills are spread evenly over the advert cycle ([`series::phase`]).
+//! the kills are spread evenly over the master's advert cycle ([`series::phase`]), timed from
+//! the adverts the client receives ([`adverts`]).
 //!
 //! # Layout
 //!
+//! - [`adverts`]: the master's VRRP adverts as the client receives them (the kills' timing).
 //! - [`daemon`]: the implementations, their generated configs and start-up.
 //! - [`probe`]: the UDP responders on the load balancers and the client's probes.
 //! - [`series`]: one series of failovers in its own lab.
@@ -22,6 +24,7 @@
 //! - [`stats`]: min/median/max of a series.
 //! - [`table`]: the side-by-side table with the RFC target.
 
+pub mod adverts;
 pub mod daemon;
 pub mod hog;
 pub mod idle;

@@ -5,9 +5,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use vigil_integration::{Host, Lab, Process, wait_for};
 
+use super::adverts::{Adverts, Wait};
 use super::daemon::{self, Binaries, Implementation, Quorum, Scheduling, Setup};
 use super::probe::{self, Responders, VIP};
 
@@ -17,6 +18,11 @@ pub const MASTER_PRIORITY: u8 = 150;
 pub const BACKUP_PRIORITY: u8 = 100;
 /// How often the client probes the VIP during a failover.
 pub const PROBE_EVERY: Duration = Duration::from_millis(2);
+/// How late the harness may put a fault at its phase in the advert cycle: this, or a fiftieth
+/// of the interval if longer (timer and scheduling latency of a loaded machine).
+const PHASE_TOLERANCE: Duration = Duration::from_millis(2);
+/// Advert cycles tried for one fault's phase before the fault goes at the phase it got.
+const PHASE_ATTEMPTS: u32 = 10;
 
 /// What happens to the master at the start of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +79,9 @@ pub struct Failover {
     /// was faulted (a new leader then gives every session a full timeout from its take-over,
     /// so a crashed leader's session expires later). `None` when unknown or not fenced.
     pub master_led: Option<bool>,
+    /// From the master's last advert the client received to the fault: the run's phase in
+    /// the advert cycle, as it really was.
+    pub since_advert: Duration,
 }
 
 impl Series {
@@ -129,6 +138,7 @@ impl Series {
             _ => None,
         };
         let _responders = Responders::start(&[&lb1, &lb2])?;
+        let adverts = Adverts::listen(&client)?;
         let mut backup = daemon::start(bins, &lb2, self.setup(BACKUP_PRIORITY, quorum))?;
         let mut master = daemon::start(bins, &lb1, self.setup(MASTER_PRIORITY, quorum))?;
         let mut outages = Vec::with_capacity(self.runs);
@@ -153,7 +163,9 @@ impl Series {
             self.wait_master_serves(&lb1, &lb2, &client, &master, &backup)
                 .with_context(|| format!("{} before run {}", self.label(), run + 1))?;
             let master_led = quorum.and_then(|_| raft_leader(bins, &lb1));
-            std::thread::sleep(self.kill_phase(run));
+            let advert = self
+                .await_phase(&adverts, &lb1, run)
+                .with_context(|| format!("{} run {}", self.label(), run + 1))?;
             let faulted_at = Instant::now();
             match self.fault {
                 Fault::Kill => {
@@ -174,7 +186,11 @@ impl Series {
                     backup.log_tail(40)
                 );
             };
-            let failover = Failover { outage, master_led };
+            let failover = Failover {
+                outage,
+                master_led,
+                since_advert: faulted_at.saturating_duration_since(advert),
+            };
             progress(run, failover);
             outages.push(failover);
             match self.fault {
@@ -221,13 +237,33 @@ impl Series {
         Ok(())
     }
 
-    /// Extra wait before run `run`'s kill. The master's adverts tick from when it took over,
-    /// which [`Self::wait_master_serves`] notices within a poll or two, so without this every
-    /// kill would land just after an advert and every outage would be a full
-    /// Master_Down_Interval. Spreading the kills evenly over one interval, in the same way for
-    /// both implementations, measures the outage a crash at a random moment causes.
-    fn kill_phase(&self, run: usize) -> Duration {
-        phase(self.interval, run, self.runs)
+    /// Waits for the master's next advert, then until run `run`'s phase in the advert cycle
+    /// ([`phase`]); returns when that advert arrived. Spreading the faults evenly over one
+    /// interval, in the same way for every implementation, measures the outage a crash at a
+    /// random moment causes, and pairs runs of equal number across series. Timed from adverts
+    /// the client receives rather than from when the master was seen serving, which lags its
+    /// advert timer by the harness's polls (see [`Adverts`]). A wait that ends late (a loaded
+    /// machine) or after the next advert is tried again in a later cycle, a few times.
+    fn await_phase(&self, adverts: &Adverts, master: &Host, run: usize) -> anyhow::Result<Instant> {
+        let from = master.ipv4();
+        let offset = phase(self.interval, run, self.runs);
+        let tolerance = (self.interval / 50).max(PHASE_TOLERANCE);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let advert = adverts
+                .next_from(from, self.interval * 3 + Duration::from_secs(1))?
+                .ok_or_else(|| {
+                    anyhow!("the client heard no advert from {} ({from})", master.name())
+                })?;
+            match adverts.wait_until(from, advert + offset, tolerance)? {
+                Wait::OnTime => return Ok(advert),
+                // Out of attempts: the fault goes now, its phase reported as it is.
+                Wait::Late if attempts >= PHASE_ATTEMPTS => return Ok(advert),
+                Wait::Advert(newest) if attempts >= PHASE_ATTEMPTS => return Ok(newest),
+                Wait::Late | Wait::Advert(_) => {}
+            }
+        }
     }
 }
 
