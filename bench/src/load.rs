@@ -155,6 +155,12 @@ pub struct WatchLatency {
     pub first_p99: Duration,
     /// See `ack_p99`.
     pub spread_p99: Duration,
+    /// Medians of the same three.
+    pub ack_p50: Duration,
+    /// See `ack_p50`.
+    pub first_p50: Duration,
+    /// See `ack_p50`.
+    pub spread_p50: Duration,
 }
 
 /// `watchers` clients, all on member 0, watch [`WATCH_KEYS`] keys; a writer on member 1
@@ -225,6 +231,9 @@ pub async fn watch_latency(
         ack_p99: acks.percentile(99.0).unwrap_or_default(),
         first_p99: firsts.percentile(99.0).unwrap_or_default(),
         spread_p99: spreads.percentile(99.0).unwrap_or_default(),
+        ack_p50: acks.percentile(50.0).unwrap_or_default(),
+        first_p50: firsts.percentile(50.0).unwrap_or_default(),
+        spread_p50: spreads.percentile(50.0).unwrap_or_default(),
     })
 }
 

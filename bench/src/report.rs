@@ -77,6 +77,12 @@ pub struct WatchFigures {
     pub first_p99_ms: f64,
     /// p99 of first → last watcher of the key notified, ms (the fan-out part).
     pub spread_p99_ms: f64,
+    /// Median of set → acknowledgement, ms.
+    pub ack_p50_ms: f64,
+    /// Median of set → the first watcher notified, ms.
+    pub first_p50_ms: f64,
+    /// Median of first → last watcher notified, ms.
+    pub spread_p50_ms: f64,
     /// Notifications measured.
     pub notifications: usize,
     /// Notifications that never arrived.
@@ -91,6 +97,9 @@ impl From<&WatchLatency> for WatchFigures {
             ack_p99_ms: ms(w.ack_p99),
             first_p99_ms: ms(w.first_p99),
             spread_p99_ms: ms(w.spread_p99),
+            ack_p50_ms: ms(w.ack_p50),
+            first_p50_ms: ms(w.first_p50),
+            spread_p50_ms: ms(w.spread_p50),
             notifications: w.notifications,
             missed: w.missed,
         }
@@ -175,6 +184,11 @@ const ROWS: &[Row] = &[
         decimals: 2,
     },
     Row {
+        label: "  set ack p50 ms",
+        get: |f| f.watch.as_ref().map(|w| w.ack_p50_ms),
+        decimals: 2,
+    },
+    Row {
         label: "  set ack p99 ms",
         get: |f| f.watch.as_ref().map(|w| w.ack_p99_ms),
         decimals: 2,
@@ -182,6 +196,11 @@ const ROWS: &[Row] = &[
     Row {
         label: "  first notify p99 ms",
         get: |f| f.watch.as_ref().map(|w| w.first_p99_ms),
+        decimals: 2,
+    },
+    Row {
+        label: "  fan-out p50 ms",
+        get: |f| f.watch.as_ref().map(|w| w.spread_p50_ms),
         decimals: 2,
     },
     Row {

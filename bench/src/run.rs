@@ -21,6 +21,28 @@ pub struct Settings {
     pub watchers: usize,
     /// Requests in flight while creating nodes.
     pub create_inflight: usize,
+    /// The phases to run (all by default); the others are reported as "n/a".
+    pub phases: Vec<Phase>,
+}
+
+/// A group of phases that can be run on its own (`vigil-bench coord --phases watch`), e.g. to
+/// repeat one measurement without the minutes the node creation takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// 100-byte sets with 1 client, then with 64.
+    Writes,
+    /// Linearizable reads with 64 clients.
+    Reads,
+    /// Watch-notification latency.
+    Watch,
+    /// Creating the nodes, then memory and restart-to-serving with them.
+    Create,
+}
+
+impl Phase {
+    /// Every phase, in the order they run.
+    pub const ALL: [Phase; 4] = [Phase::Writes, Phase::Reads, Phase::Watch, Phase::Create];
 }
 
 /// Runs every phase against `target`, in order; a failed phase is recorded in
@@ -37,16 +59,26 @@ pub async fn run_target(target: &mut dyn Target, s: &Settings) -> Figures {
         f.errors.push(format!("{what}: {e}"));
     };
 
-    eprintln!("[{name}] preparing {} keys", load::KEYS);
-    if let Err(e) = load::prepare_keys(target).await {
-        fail(&mut f, "prepare", &e);
-        return f;
+    let runs = |p: Phase| s.phases.contains(&p);
+    if runs(Phase::Writes) || runs(Phase::Reads) {
+        eprintln!("[{name}] preparing {} keys", load::KEYS);
+        if let Err(e) = load::prepare_keys(target).await {
+            fail(&mut f, "prepare", &e);
+            return f;
+        }
     }
     for (clients, op, label) in [
         (1, Op::Write, "write x1"),
         (64, Op::Write, "write x64"),
         (64, Op::Read, "read x64"),
     ] {
+        if !runs(if op == Op::Write {
+            Phase::Writes
+        } else {
+            Phase::Reads
+        }) {
+            continue;
+        }
         eprintln!("[{name}] {label} for {phase:?}");
         let cpu_before = cpu_now(target);
         match load::closed_loop(target, clients, phase, op).await {
@@ -70,10 +102,15 @@ pub async fn run_target(target: &mut dyn Target, s: &Settings) -> Figures {
             Err(e) => fail(&mut f, label, &e),
         }
     }
-    eprintln!("[{name}] watch latency, {} watchers, {phase:?}", s.watchers);
-    match load::watch_latency(target, s.watchers, phase).await {
-        Ok(w) => f.watch = Some(WatchFigures::from(&w)),
-        Err(e) => fail(&mut f, "watch", &e),
+    if runs(Phase::Watch) {
+        eprintln!("[{name}] watch latency, {} watchers, {phase:?}", s.watchers);
+        match load::watch_latency(target, s.watchers, phase).await {
+            Ok(w) => f.watch = Some(WatchFigures::from(&w)),
+            Err(e) => fail(&mut f, "watch", &e),
+        }
+    }
+    if !runs(Phase::Create) {
+        return f;
     }
     eprintln!("[{name}] creating {} nodes", s.nodes);
     match target.create_many(s.nodes, s.create_inflight).await {

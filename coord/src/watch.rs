@@ -7,9 +7,12 @@
 //! every event it missed for its registrations, or [`Notification::ResyncNeeded`] when the ring
 //! no longer reaches back that far. Nothing is dropped silently.
 //!
-//! Sans-I/O: deliveries are queued and drained with [`WatchManager::poll_delivery`].
+//! Sans-I/O: deliveries are queued and drained with [`WatchManager::poll_delivery`], or with
+//! [`WatchManager::poll_shared`], which hands out one shared [`Notification`] per event so a
+//! shell with many watchers of one node encodes each event once, not once per watcher.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -101,7 +104,8 @@ pub enum Resume {
 /// Per-node watch registrations, the recent-event ring and the outgoing queue.
 ///
 /// Memory: the ring holds at most `capacity` events (a path and 16 bytes each); registrations
-/// cost one entry per (client, path, kind); the outgoing queue grows until drained.
+/// cost one entry per (client, path, kind); the outgoing queue grows until drained, by a client
+/// id and a pointer per delivery (the notification itself is shared by all its clients).
 #[derive(Debug)]
 pub struct WatchManager {
     capacity: usize,
@@ -115,7 +119,7 @@ pub struct WatchManager {
     /// Per client, the zxid up to which it has all events already (it said so when resuming,
     /// possibly having been served by a node further ahead): nothing at or below is sent again.
     skip_through: BTreeMap<ClientId, u64>,
-    out: VecDeque<(ClientId, Notification)>,
+    out: VecDeque<(ClientId, Arc<Notification>)>,
 }
 
 impl WatchManager {
@@ -196,7 +200,8 @@ impl WatchManager {
         }
         self.skip_through.insert(client, last_zxid);
         if last_zxid < self.covered_after {
-            self.out.push_back((client, Notification::ResyncNeeded));
+            self.out
+                .push_back((client, Arc::new(Notification::ResyncNeeded)));
             return Resume::ResyncNeeded;
         }
         let missed: Vec<WatchEvent> = self
@@ -238,14 +243,23 @@ impl WatchManager {
             .chain(self.recursive.values().flatten().copied())
             .chain(self.skip_through.keys().copied())
             .collect();
+        let resync = Arc::new(Notification::ResyncNeeded);
         for client in clients {
             self.skip_through.insert(client, applied);
-            self.out.push_back((client, Notification::ResyncNeeded));
+            self.out.push_back((client, Arc::clone(&resync)));
         }
     }
 
     /// The next notification to send, in zxid order.
     pub fn poll_delivery(&mut self) -> Option<(ClientId, Notification)> {
+        self.poll_shared()
+            .map(|(client, note)| (client, Arc::unwrap_or_clone(note)))
+    }
+
+    /// Like [`WatchManager::poll_delivery`], without copying: the deliveries of one event to its
+    /// clients come out consecutively and share one `Arc` (pointer-equal), so the caller can
+    /// encode it once for all of them.
+    pub fn poll_shared(&mut self) -> Option<(ClientId, Arc<Notification>)> {
         self.out.pop_front()
     }
 
@@ -290,11 +304,12 @@ impl WatchManager {
                 at = path::parent(at);
             }
         }
+        let mut note = None;
         for client in clients {
             let skip_through = self.skip_through.get(&client).copied().unwrap_or(0);
             if event.zxid > skip_through {
-                self.out
-                    .push_back((client, Notification::Event(event.clone())));
+                let note = note.get_or_insert_with(|| Arc::new(Notification::Event(event.clone())));
+                self.out.push_back((client, Arc::clone(note)));
             }
         }
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use vigil_bench::{
     etcd::{self, EtcdConfig},
     report::{Figures, table},
-    run::{Machine, Settings, run_target},
+    run::{Machine, Phase, Settings, run_target},
     target::Target,
     vigil::{
         self, VigilConfig,
@@ -73,6 +73,9 @@ struct CoordOpts {
     /// Override the node count of the memory/restart phases.
     #[arg(long)]
     nodes: Option<usize>,
+    /// Phases to run (default: all): writes, reads, watch, create (creation, memory, restart).
+    #[arg(long, value_delimiter = ',')]
+    phases: Vec<Phase>,
     /// Watchers in the watch phase.
     #[arg(long, default_value_t = 1000)]
     watchers: usize,
@@ -134,6 +137,11 @@ async fn coord(opts: CoordOpts) -> anyhow::Result<()> {
             .unwrap_or(if opts.full { 1_000_000 } else { 100_000 }),
         watchers: opts.watchers,
         create_inflight: opts.create_inflight,
+        phases: if opts.phases.is_empty() {
+            Phase::ALL.to_vec()
+        } else {
+            opts.phases.clone()
+        },
     };
     let machine = Machine::probe();
     let (mut vigil, mut zk, mut etcd) = (None, None, None);

@@ -2,7 +2,7 @@
 //! bounded channel per watch stream.
 //!
 //! ```text
-//! backend ──BackendEvent──▶ pump task ──handle_events──▶ WatchManager ──poll_delivery──▶ streams
+//! backend ──BackendEvent──▶ pump task ──handle_events──▶ WatchManager ──poll_shared──▶ streams
 //!                                                         ▲ resume/register (same lock)
 //!                                              GET /v1/watch
 //! ```
@@ -10,13 +10,19 @@
 //! Registration and event handling share one lock, so a registration acknowledged "as of zxid
 //! Z" sees every event after Z. A stream whose channel is full is disconnected rather than
 //! silently skipped: its client resumes with its last zxid and gets a replay or a resync.
+//!
+//! Fan-out cost: an event watched by N streams is encoded to its NDJSON line once; the N
+//! channels get the same [`Bytes`] (a reference count each), and each stream's connection task
+//! only writes it. The pump wakes every stream in one pass under the lock.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use axum::body::Bytes;
 use tokio::sync::{broadcast, mpsc};
 
 use super::backend::{BackendEvent, SharedBackend};
+use super::wire::WatchLine;
 use crate::watch::{ClientId, Notification, Resume, WatchKind, WatchManager};
 use crate::zxid;
 
@@ -34,7 +40,45 @@ struct HubState {
     /// its applied index): registrations are "as of" it.
     applied: u64,
     next_client: u64,
-    streams: BTreeMap<ClientId, mpsc::Sender<Notification>>,
+    streams: BTreeMap<ClientId, mpsc::Sender<StreamLine>>,
+}
+
+/// One encoded line of a watch stream, shared by every stream the notification goes to.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamLine {
+    /// The NDJSON line, newline included.
+    pub(crate) bytes: Bytes,
+    /// It is an event (which ends a one-shot stream), not a resync signal.
+    pub(crate) event: bool,
+}
+
+impl StreamLine {
+    fn of(note: &Notification) -> StreamLine {
+        let (line, event) = match note {
+            Notification::Event(e) => (
+                WatchLine::Event {
+                    zxid: e.zxid,
+                    path: e.path.clone(),
+                    event: e.kind.into(),
+                },
+                true,
+            ),
+            Notification::ResyncNeeded => (WatchLine::ResyncNeeded, false),
+        };
+        StreamLine {
+            bytes: encode_line(&line),
+            event,
+        }
+    }
+}
+
+/// `line` as one NDJSON line.
+pub(crate) fn encode_line(line: &WatchLine) -> Bytes {
+    // Serializing these plain enums cannot fail; an empty line would still be valid NDJSON
+    // padding for the client, never a panic.
+    let mut out = serde_json::to_vec(line).unwrap_or_default();
+    out.push(b'\n');
+    Bytes::from(out)
 }
 
 /// A stream's registration; dropping it removes the registration.
@@ -43,7 +87,7 @@ pub(crate) struct Registration {
     pub(crate) client: ClientId,
     pub(crate) zxid: u64,
     pub(crate) replayed: usize,
-    pub(crate) rx: mpsc::Receiver<Notification>,
+    pub(crate) rx: mpsc::Receiver<StreamLine>,
 }
 
 impl Drop for Registration {
@@ -117,11 +161,21 @@ impl WatchHub {
 
 impl HubState {
     fn deliver(&mut self) {
-        while let Some((client, note)) = self.manager.poll_delivery() {
+        // The deliveries of one notification come out consecutively with the same `Arc`.
+        let mut last: Option<(Arc<Notification>, StreamLine)> = None;
+        while let Some((client, note)) = self.manager.poll_shared() {
             let Some(tx) = self.streams.get(&client) else {
                 continue;
             };
-            if tx.try_send(note).is_err() {
+            let line = match &last {
+                Some((prev, line)) if Arc::ptr_eq(prev, &note) => line.clone(),
+                _ => {
+                    let line = StreamLine::of(&note);
+                    last = Some((note, line.clone()));
+                    line
+                }
+            };
+            if tx.try_send(line).is_err() {
                 // Full or gone: cut the stream; the client resumes from its last zxid.
                 self.streams.remove(&client);
                 self.manager.remove_client(client);

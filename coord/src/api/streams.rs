@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 use super::backend::{ClusterStatus, MembershipChange};
-use super::hub::Registration;
+use super::hub::{Registration, encode_line};
 use super::nodes::Failure;
 use super::v1::{AppState, JsonBody};
 use super::wire::{WatchLine, WatchQuery, parse_watch_kind};
 use crate::tree::path;
-use crate::watch::{Notification, WatchKind};
+use crate::watch::WatchKind;
 
 struct StreamState {
     registration: Registration,
@@ -24,14 +24,6 @@ struct StreamState {
     first: Option<WatchLine>,
     one_shot: bool,
     done: bool,
-}
-
-fn line(l: &WatchLine) -> Bytes {
-    // Serializing these plain enums cannot fail; an empty line would still be valid NDJSON
-    // padding for the client, never a panic.
-    let mut out = serde_json::to_vec(l).unwrap_or_default();
-    out.push(b'\n');
-    Bytes::from(out)
 }
 
 pub(crate) async fn watch(
@@ -58,19 +50,17 @@ pub(crate) async fn watch(
             return None;
         }
         if let Some(first) = st.first.take() {
-            return Some((Ok::<_, Infallible>(line(&first)), st));
+            return Some((Ok::<_, Infallible>(encode_line(&first)), st));
         }
-        let out = tokio::select! {
-            note = st.registration.rx.recv() => match note? {
-                Notification::Event(e) => {
-                    st.done = st.one_shot;
-                    WatchLine::Event { zxid: e.zxid, path: e.path, event: e.kind.into() }
-                }
-                Notification::ResyncNeeded => WatchLine::ResyncNeeded,
-            },
-            _ = st.heartbeat.tick() => WatchLine::Heartbeat,
+        let out: Bytes = tokio::select! {
+            line = st.registration.rx.recv() => {
+                let line = line?;
+                st.done = st.one_shot && line.event;
+                line.bytes
+            }
+            _ = st.heartbeat.tick() => encode_line(&WatchLine::Heartbeat),
         };
-        Some((Ok(line(&out)), st))
+        Some((Ok(out), st))
     });
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ClientError;
+use super::stream::{self, Stream};
 use crate::api::ErrorBody;
 
 /// How to reach the servers.
@@ -126,26 +127,9 @@ impl Transport {
             .map_err(|e| ClientError::Invalid(e.to_string()))
     }
 
-    /// Sends with failover; returns the first response that is not 503/504, its body unread.
-    pub(crate) async fn send(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        headers: &[(&'static str, String)],
-        body: Bytes,
-    ) -> Result<hyper::Response<Incoming>, ClientError> {
-        self.send_within(
-            method,
-            path_and_query,
-            headers,
-            body,
-            self.config.request_timeout,
-        )
-        .await
-    }
-
-    /// [`Transport::send`] with `attempt_timeout` per attempt (heartbeats must fail over well
-    /// within a session timeout, whatever the configured request timeout).
+    /// Sends with failover, with `attempt_timeout` per attempt (heartbeats must fail over well
+    /// within a session timeout, whatever the configured request timeout); returns the first
+    /// response that is not 503/504, its body unread.
     pub(crate) async fn send_within(
         &self,
         method: Method,
@@ -177,6 +161,48 @@ impl Transport {
                 Err(_) => last = format!("{server}: timed out"),
             }
             // Move on, unless another task already did.
+            let _ = self.current.compare_exchange(
+                index,
+                (index + 1) % n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        Err(ClientError::Transport(last))
+    }
+
+    /// Opens a streaming `GET` (a watch) on a connection of its own (see [`super::stream`]),
+    /// failing over like [`Transport::send_within`]; a non-2xx answer other than 503/504 is returned
+    /// as its error.
+    pub(crate) async fn open_stream(&self, path_and_query: &str) -> Result<Stream, ClientError> {
+        let n = self.config.servers.len();
+        let mut last = String::from("no attempt made");
+        for attempt in 0..self.config.attempts.max(1) {
+            if attempt > 0 && attempt % n == 0 {
+                tokio::time::sleep(self.config.retry_backoff).await;
+            }
+            let index = self.current.load(Ordering::Relaxed) % n;
+            let server = &self.config.servers[index];
+            match stream::open(
+                server,
+                path_and_query,
+                self.config.token.as_deref(),
+                self.config.request_timeout,
+            )
+            .await
+            {
+                Ok(Ok(stream)) => return Ok(stream),
+                Ok(Err((status, bytes)))
+                    if status != StatusCode::SERVICE_UNAVAILABLE
+                        && status != StatusCode::GATEWAY_TIMEOUT =>
+                {
+                    return Err(api_error(status, &bytes));
+                }
+                Ok(Err((status, bytes))) => {
+                    last = format!("{server}: {}", api_error(status, &bytes));
+                }
+                Err(e) => last = e.to_string(),
+            }
             let _ = self.current.compare_exchange(
                 index,
                 (index + 1) % n,

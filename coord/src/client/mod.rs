@@ -9,12 +9,14 @@
 //!
 //! - `http`: [`ClientConfig`] and the failover transport (hyper).
 //! - `session`: [`Session`], its keeper task and [`SessionState`].
-//! - `watch`: [`Watcher`], the NDJSON consumer that resumes from the last zxid it saw.
+//! - `watch`: [`Watcher`], the NDJSON consumer that resumes from the last zxid it saw;
+//!   `stream`: the connection of its own each watch stream reads in its own task.
 //! - `error`: [`ClientError`].
 
 mod error;
 mod http;
 mod session;
+mod stream;
 mod watch;
 
 use std::sync::Arc;

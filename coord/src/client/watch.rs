@@ -4,12 +4,10 @@
 //! registers again (on the next server) with that zxid, and the server replays what was missed
 //! or says `resync_needed`; either way the caller never misses a change silently.
 
-use axum::http::Method;
-use bytes::{Buf, Bytes, BytesMut};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use bytes::{Buf, BytesMut};
 
-use super::http::{api_error, encode_path};
+use super::http::encode_path;
+use super::stream::Stream;
 use super::{Client, ClientError};
 use crate::api::wire::{WatchLine, watch_kind_name};
 use crate::watch::{WatchEvent, WatchKind};
@@ -28,7 +26,7 @@ pub struct Watcher {
     client: Client,
     path: String,
     kind: WatchKind,
-    body: Option<Incoming>,
+    body: Option<Stream>,
     buf: BytesMut,
     /// Highest zxid up to which every event has been yielded.
     last_zxid: Option<u64>,
@@ -79,19 +77,7 @@ impl Watcher {
         if let Some(z) = self.last_zxid {
             uri = format!("{uri}&last_zxid={z}");
         }
-        let transport = self.client.transport();
-        let resp = transport.send(Method::GET, &uri, &[], Bytes::new()).await?;
-        let status = resp.status();
-        if !status.is_success() {
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map(http_body_util::Collected::to_bytes)
-                .unwrap_or_default();
-            return Err(api_error(status, &bytes));
-        }
-        self.body = Some(resp.into_body());
+        self.body = Some(self.client.transport().open_stream(&uri).await?);
         match self.read_line().await? {
             Some(WatchLine::Registered { zxid, replayed }) => {
                 if replayed == 0 {

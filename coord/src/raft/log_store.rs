@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
     LogId, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError,
@@ -315,6 +316,16 @@ impl<C: RaftTypeConfig> LogStore<C> {
         };
 
         let len = buf.len() as u64;
+        // Shared with the tail (see `tail.rs`): the payloads readers get back without the files.
+        let buf = Bytes::from(buf);
+        let payloads = offsets
+            .iter()
+            .zip(offsets.iter().skip(1).chain([&buf.len()]))
+            .zip(first..)
+            .map(|((&start, &end), index)| {
+                (index, buf.slice(start + record::RECORD_HEADER_LEN..end))
+            })
+            .collect();
         let target = self.shared.write()?.prepare_append(first, len)?;
         let written = blocking(move || {
             // Into the page cache only: readers see the batch from here on, and the flusher
@@ -327,7 +338,13 @@ impl<C: RaftTypeConfig> LogStore<C> {
         })
         .await;
         let target = written.inspect_err(|_| self.fail())?;
-        self.shared.write()?.publish(target.at, &offsets, len)?;
+        // The tail first: a reader must never find the index ahead of the tail, which it
+        // takes for the end of the log (the entries are in the file already).
+        self.shared.tail.extend(payloads);
+        if let Err(e) = self.shared.write()?.publish(target.at, &offsets, len) {
+            self.shared.tail.truncate(first);
+            return Err(e);
+        }
         self.last_log_id = last;
         Ok(Some((Some(target.file), target.path, target.new_segment)))
     }
@@ -339,6 +356,8 @@ impl<C: RaftTypeConfig> LogStore<C> {
         // Not under a flush still in flight: its callback must not report entries durable
         // after they were cut, nor race the cut on the same file.
         self.flusher.drain().await?;
+        // The copies go first: a reader must never get an entry the files no longer have.
+        self.shared.tail.truncate(from);
         let shared = Arc::clone(&self.shared);
         let last = blocking(move || {
             shared.write()?.truncate(from)?;
@@ -367,6 +386,10 @@ impl<C: RaftTypeConfig> LogStore<C> {
         // purge index a stale tail of older terms: it cannot be committed, and keeping it would
         // leave entries beyond the log's reported end.
         let drop_tail = self.last_log_id.as_ref() < Some(&log_id);
+        if drop_tail {
+            self.shared.tail.truncate(log_id.index.saturating_add(1));
+        }
+        self.shared.tail.purge(log_id.index);
         blocking(move || {
             meta::store(&shared.dir, PURGED, &point, Durability::Fsync)?;
             let mut segments = shared.write()?;
@@ -552,6 +575,59 @@ mod tests {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Blank,
         }
+    }
+
+    fn blank_in(term: u64, index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn noop() -> Done {
+        Box::new(|_| {})
+    }
+
+    /// Reads of fresh entries come from the in-memory tail; after a truncation and appends
+    /// of a new term, and after a purge, they still agree with the files (a reopened store,
+    /// which has no tail, reads the same).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tail_reads_what_the_files_hold() {
+        let dir = std::env::temp_dir().join(format!("vigil-log-tail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = LogStore::<TypeConfig>::open(&dir, LogOptions::default()).expect("open");
+        store
+            .append_batch((1..=6).map(|i| blank_in(1, i)), noop())
+            .await
+            .expect("append");
+        store.truncate_from(4).await.expect("truncate");
+        store
+            .append_batch((4..=5).map(|i| blank_in(2, i)), noop())
+            .await
+            .expect("append");
+        let ids = |v: Vec<Entry<TypeConfig>>| {
+            v.iter()
+                .map(|e| (e.log_id.leader_id.term, e.log_id.index))
+                .collect::<Vec<_>>()
+        };
+        let want = vec![(1, 1), (1, 2), (1, 3), (2, 4), (2, 5)];
+        assert!(store.shared.tail.read(1, u64::MAX, usize::MAX).is_some());
+        let got = store.reader().try_get_log_entries(..).await.expect("read");
+        assert_eq!(ids(got), want);
+        store
+            .purge_upto(LogId::new(CommittedLeaderId::new(1, 1), 2))
+            .await
+            .expect("purge");
+        assert!(store.shared.tail.read(2, u64::MAX, usize::MAX).is_none());
+        let got = store.reader().try_get_log_entries(3..).await.expect("read");
+        assert_eq!(ids(got), want[2..]);
+        store.flusher.drain().await.expect("drain");
+        drop(store);
+        let mut store = LogStore::<TypeConfig>::open(&dir, LogOptions::default()).expect("reopen");
+        let got = store.try_get_log_entries(3..).await.expect("read back");
+        assert_eq!(ids(got), want[2..]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A slow disk, made deterministic: while the flusher is held up (as if in a long fsync),

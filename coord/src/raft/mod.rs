@@ -13,7 +13,8 @@
 //! - `network/`: length-prefixed TCP transport, client and server (see its docs).
 //! - `mod.rs`: this overview (the log's on-disk format, fsync policy, recovery rules).
 //! - `log_store.rs`: [`LogStore`], the `RaftLogStorage` implementation, and [`LogOptions`].
-//! - `reader.rs`: [`LogReader`] and the index shared with it.
+//! - `reader.rs`: [`LogReader`] and the index shared with it; `tail.rs`: the latest entries'
+//!   payloads in memory, so replication and apply read what was just appended without file I/O.
 //! - `segments.rs`: the ordered segment files: recovery across files, append, truncate, purge.
 //! - `segment.rs`: one segment file: header and recovery scan.
 //! - `record.rs`: record framing. `crc.rs`: CRC-32C. `meta.rs`: atomically replaced files.
@@ -116,6 +117,7 @@ mod segment;
 mod segments;
 mod snapshot;
 mod state_machine;
+mod tail;
 pub mod types;
 
 pub use error::{Corruption, LogError};

@@ -12,6 +12,7 @@ use openraft::{
 
 use super::error::{Corruption, LogError};
 use super::segments::Segments;
+use super::tail::{Tail, TailLimits};
 
 /// State shared between the [`LogStore`](super::LogStore) (the only writer) and any number of
 /// [`LogReader`]s.
@@ -25,6 +26,9 @@ pub(crate) struct Shared {
     /// Payload bytes after which `limited_get_log_entries` stops.
     max_read_bytes: usize,
     segments: RwLock<Segments>,
+    /// The latest entries' payloads, answering reads of them without the files; the writer
+    /// updates it together with `segments` (see [`Tail`]).
+    pub(crate) tail: Tail,
 }
 
 impl Shared {
@@ -33,6 +37,7 @@ impl Shared {
             dir,
             max_read_bytes,
             segments: RwLock::new(segments),
+            tail: Tail::new(TailLimits::default()),
         }
     }
 
@@ -46,6 +51,31 @@ impl Shared {
         self.segments
             .write()
             .map_err(|_| LogError::Worker("log index lock poisoned".to_owned()))
+    }
+
+    /// One entry's payload, checked to be the entry at `index`.
+    fn decode<C: RaftTypeConfig>(
+        path: &std::path::Path,
+        index: u64,
+        payload: &[u8],
+    ) -> Result<C::Entry, LogError> {
+        let entry: C::Entry = postcard::from_bytes(payload).map_err(|source| LogError::Codec {
+            path: path.to_owned(),
+            index,
+            source,
+        })?;
+        let found = entry.get_log_id().index;
+        if found != index {
+            return Err(LogError::Corrupt {
+                path: path.to_owned(),
+                offset: 0,
+                kind: Corruption::IndexGap {
+                    expected: index,
+                    found,
+                },
+            });
+        }
+        Ok(entry)
     }
 
     /// Reads and decodes the entries in `[start, end)`, blocking; absent entries are skipped.
@@ -65,24 +95,7 @@ impl Shared {
         let mut bytes = 0usize;
         let mut out = Vec::new();
         self.read()?.read(start, end, |path, index, payload| {
-            let entry: C::Entry =
-                postcard::from_bytes(payload).map_err(|source| LogError::Codec {
-                    path: path.to_owned(),
-                    index,
-                    source,
-                })?;
-            let found = entry.get_log_id().index;
-            if found != index {
-                return Err(LogError::Corrupt {
-                    path: path.to_owned(),
-                    offset: 0,
-                    kind: Corruption::IndexGap {
-                        expected: index,
-                        found,
-                    },
-                });
-            }
-            out.push(entry);
+            out.push(Self::decode::<C>(path, index, payload)?);
             bytes = bytes.saturating_add(payload.len());
             Ok(if bytes >= budget {
                 ControlFlow::Break(())
@@ -93,13 +106,25 @@ impl Shared {
         Ok(out)
     }
 
-    /// Reads and decodes the entries in `[start, end)` on the blocking pool.
+    /// Reads and decodes the entries in `[start, end)`: from the tail when it holds them,
+    /// else from the files on the blocking pool.
     pub(crate) async fn entries<C: RaftTypeConfig>(
         self: &Arc<Self>,
         start: u64,
         end: u64,
         limited: bool,
     ) -> Result<Vec<C::Entry>, LogError> {
+        let budget = if limited {
+            self.max_read_bytes
+        } else {
+            usize::MAX
+        };
+        if let Some(payloads) = self.tail.read(start, end, budget) {
+            return payloads
+                .iter()
+                .map(|(index, payload)| Self::decode::<C>(&self.dir, *index, payload))
+                .collect();
+        }
         let shared = Arc::clone(self);
         blocking(move || shared.entries_blocking::<C>(start, end, limited)).await
     }

@@ -64,6 +64,38 @@ fn one_shot_watches_fire_once_with_zookeeper_trigger_rules() {
 }
 
 #[test]
+fn one_event_is_shared_by_all_its_watchers_and_each_event_has_its_own() {
+    let mut w = WatchManager::new(100, 0);
+    for c in 1..=3 {
+        w.register(ClientId(c), "/n", WatchKind::Persistent);
+    }
+    w.register(ClientId(4), "/", WatchKind::PersistentRecursive);
+    w.handle_events(vec![
+        event(1, "/n", EventKind::NodeDataChanged),
+        event(2, "/n", EventKind::NodeDataChanged),
+    ]);
+    let out: Vec<_> = std::iter::from_fn(|| w.poll_shared()).collect();
+    let clients: Vec<u64> = out.iter().map(|(c, _)| c.0).collect();
+    assert_eq!(clients, [1, 2, 3, 4, 1, 2, 3, 4]);
+    let (first, second) = out.split_at(4);
+    for (_, note) in first {
+        assert!(std::sync::Arc::ptr_eq(note, &first[0].1));
+        assert_eq!(
+            **note,
+            Notification::Event(event(1, "/n", EventKind::NodeDataChanged))
+        );
+    }
+    for (_, note) in second {
+        assert!(std::sync::Arc::ptr_eq(note, &second[0].1));
+        assert_eq!(
+            **note,
+            Notification::Event(event(2, "/n", EventKind::NodeDataChanged))
+        );
+    }
+    assert!(!std::sync::Arc::ptr_eq(&first[0].1, &second[0].1));
+}
+
+#[test]
 fn persistent_and_recursive_watches_stay() {
     let mut w = WatchManager::new(100, 0);
     w.register(A, "/p", WatchKind::Persistent);
