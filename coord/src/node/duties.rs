@@ -18,7 +18,10 @@ use crate::raft::network::{PeerHandler, PeerProbe, PeerRequest, PeerResponse};
 use crate::request::Command;
 use crate::session::SessionId;
 
-/// How often the leader checks session deadlines (well below any session timeout).
+/// How often the duty loop looks at everything else (snapshots, reaping, retries) and, as a
+/// backstop, at session deadlines; the leader also wakes at the earliest deadline itself, so an
+/// expiry is proposed when it is due rather than up to a tick later (a crashed VIP owner's
+/// successor waits for exactly that expiry).
 const TICK: Duration = Duration::from_millis(50);
 /// How often expiries whose proposal did not go through are proposed again.
 const RETRY_EXPIRY: Duration = Duration::from_secs(2);
@@ -33,9 +36,15 @@ pub(super) async fn run(inner: Arc<Inner>) {
     let mut last_reap = Instant::now();
     let mut last_retry = Instant::now();
     loop {
+        // A session added after this look has a full timeout ahead of it, so the tick
+        // catches it well before its deadline; heartbeats only move deadlines later.
+        let next_expiry = leading
+            .and_then(|_| inner.store.sessions().tracker.poll_timeout())
+            .map(tokio::time::Instant::from_std);
         tokio::select! {
             changed = metrics.changed() => if changed.is_err() { break },
             _ = tick.tick() => {}
+            () = expiry_due(next_expiry) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
         let leads = {
@@ -86,6 +95,14 @@ pub(super) async fn run(inner: Arc<Inner>) {
         }
     }
     inner.store.step_down();
+}
+
+/// Resolves at `at`, or never when no session is due.
+async fn expiry_due(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Proposes a leader-decided command without blocking the duty loop.
