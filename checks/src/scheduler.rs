@@ -14,8 +14,10 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -168,11 +170,35 @@ impl Scheduler {
         hooks: Hooks,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut core = Core::new(config, events);
-        core.observer = hooks.observer;
-        core.progress = hooks.progress;
-        tokio::spawn(core.run(rx));
+        tokio::spawn(Core::new(config, events, hooks, Network).run(rx));
         Scheduler { tx }
+    }
+
+    /// [`spawn_with`](Self::spawn_with), but on a thread of its own (named `name`) with a
+    /// single-threaded runtime, which stops when every handle is dropped.
+    ///
+    /// Why: every probe's socket wakes the scheduler task. On a shared multi-threaded runtime
+    /// each wake-up may hand the task to another worker (a futex wake and a context switch per
+    /// finished attempt), and the scheduler competes with every other task for its timers. On
+    /// its own thread the loop that waits for socket events is the one that polls the probes.
+    ///
+    /// # Errors
+    /// The runtime or the thread could not be created; nothing was started.
+    pub fn spawn_on_thread(
+        name: &str,
+        config: SchedulerConfig,
+        events: mpsc::UnboundedSender<CheckEvent>,
+        hooks: Hooks,
+    ) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let core = Core::new(config, events, hooks, Network);
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || runtime.block_on(core.run(rx)))?;
+        Ok(Scheduler { tx })
     }
 
     /// Adds a check, or replaces the spec of an existing one while keeping its health (so a
@@ -212,10 +238,40 @@ struct Entry {
 
 type Attempt = Pin<Box<dyn Future<Output = (CheckId, u64, ProbeOutcome)> + Send>>;
 
-struct Core {
+/// Runs attempts: the scheduler's only I/O, so that its timing rules can be tested against a
+/// simulated network in simulated time.
+trait Prober: Send + 'static {
+    fn probe(
+        &self,
+        spec: Arc<CheckSpec>,
+        prepared: Arc<Prepared>,
+        seq: u16,
+    ) -> impl Future<Output = ProbeOutcome> + Send + 'static;
+}
+
+/// The real network.
+struct Network;
+
+impl Prober for Network {
+    fn probe(
+        &self,
+        spec: Arc<CheckSpec>,
+        prepared: Arc<Prepared>,
+        seq: u16,
+    ) -> impl Future<Output = ProbeOutcome> + Send + 'static {
+        probe_owned(spec, prepared, seq)
+    }
+}
+
+/// [`probe::probe`] on what it borrows, so that the attempt owns everything it needs.
+async fn probe_owned(spec: Arc<CheckSpec>, prepared: Arc<Prepared>, seq: u16) -> ProbeOutcome {
+    probe::probe(&spec, &prepared, seq).await
+}
+
+struct Core<P> {
     config: SchedulerConfig,
     events: mpsc::UnboundedSender<CheckEvent>,
-    checks: HashMap<CheckId, Entry>,
+    checks: HashMap<CheckId, Entry, BuildHasherDefault<IdHasher>>,
     /// (due, id, generation); stale generations are skipped when popped.
     timers: BinaryHeap<Reverse<(Instant, CheckId, u64)>>,
     ready: VecDeque<(CheckId, u64)>,
@@ -224,21 +280,28 @@ struct Core {
     seq: u16,
     observer: Option<AttemptObserver>,
     progress: Option<ProgressHook>,
+    prober: P,
 }
 
-impl Core {
-    fn new(config: SchedulerConfig, events: mpsc::UnboundedSender<CheckEvent>) -> Self {
+impl<P: Prober> Core<P> {
+    fn new(
+        config: SchedulerConfig,
+        events: mpsc::UnboundedSender<CheckEvent>,
+        hooks: Hooks,
+        prober: P,
+    ) -> Self {
         Core {
             config,
             events,
-            checks: HashMap::new(),
+            checks: HashMap::default(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
             in_flight: FuturesUnordered::new(),
             rng: SplitMix64(config.seed),
             seq: 0,
-            observer: None,
-            progress: None,
+            observer: hooks.observer,
+            progress: hooks.progress,
+            prober,
         }
     }
 
@@ -249,10 +312,14 @@ impl Core {
         let mut idle = tokio::time::interval(PROGRESS_EVERY);
         idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let beats = self.progress.is_some();
+        let mut armed = None;
         loop {
             let next = self.timers.peek().map(|Reverse((t, _, _))| *t);
-            if let Some(t) = next {
+            if let Some(t) = next
+                && armed != Some(t)
+            {
                 sleep.as_mut().reset(t);
+                armed = Some(t);
             }
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -260,7 +327,17 @@ impl Core {
                     None => return,
                 },
                 Some((id, generation, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    self.finished(id, generation, outcome);
+                    let now = Instant::now();
+                    self.finished(id, generation, outcome, now);
+                    // Every other attempt that has finished too, in this same pass: at 10,000
+                    // checks a second, one pass of the whole loop (channel, timers, hook) per
+                    // attempt is most of the scheduler's own CPU time. `poll!` polls with this
+                    // task's waker, so nothing that becomes ready later is missed.
+                    while let Poll::Ready(Some((id, generation, outcome))) =
+                        futures::poll!(self.in_flight.next())
+                    {
+                        self.finished(id, generation, outcome, now);
+                    }
                 }
                 () = &mut sleep, if next.is_some() => self.fire_due(),
                 _ = idle.tick(), if beats => {}
@@ -356,15 +433,15 @@ impl Core {
                 entry.round_start = Instant::now();
             }
             self.seq = self.seq.wrapping_add(1);
-            let (spec, prepared, seq) = (entry.spec.clone(), entry.prepared.clone(), self.seq);
-            self.in_flight.push(Box::pin(async move {
-                (id, generation, probe::probe(&spec, &prepared, seq).await)
-            }));
+            let attempt = self
+                .prober
+                .probe(entry.spec.clone(), entry.prepared.clone(), self.seq);
+            self.in_flight
+                .push(Box::pin(async move { (id, generation, attempt.await) }));
         }
     }
 
-    fn finished(&mut self, id: CheckId, generation: u64, outcome: ProbeOutcome) {
-        let now = Instant::now();
+    fn finished(&mut self, id: CheckId, generation: u64, outcome: ProbeOutcome, now: Instant) {
         let Some(entry) = self.checks.get_mut(&id) else {
             return;
         };
@@ -374,8 +451,16 @@ impl Core {
         if let Some(observe) = &self.observer {
             observe(entry.spec.kind.name(), &outcome);
         }
+        // Off unless asked for (`--log-level vigil_checks=trace`): when each attempt of one
+        // check ended and how, to tell a late round from a slow probe.
+        tracing::trace!(check = id.0, target = %entry.spec.target, attempt = entry.attempt, ok = outcome.ok, latency_us = outcome.latency.as_micros() as u64, detail = %outcome.detail, "attempt finished");
         let timing = entry.spec.timing;
-        if !outcome.ok && entry.attempt < timing.retries {
+        // Retries protect an up server from one lost packet. A down server is out of the table
+        // already: a failure confirms the verdict, retries would only add probes of a dead
+        // server, and a retry's success would count as a whole good round towards `rise`
+        // (keepalived's MISC_CHECK and DNS_CHECK retry only while up too; its TCP_CHECK retries
+        // a down server as well).
+        if !outcome.ok && entry.health.is_up() && entry.attempt < timing.retries {
             entry.attempt += 1;
             entry.last = Some(outcome);
             self.timers
@@ -399,11 +484,38 @@ impl Core {
             });
         }
         entry.last = Some(outcome);
-        // Fixed rate from the start of the round, with up to 2% jitter so checks that started
-        // together drift apart instead of firing in lockstep forever.
+        // Fixed rate from the start of the round, up to 2% early so that checks that started
+        // together drift apart instead of firing in lockstep forever. Early, never late: a
+        // server that fails just after a round started is tried again within one interval, so
+        // it is down within interval + timeout (+ its retries) of the failure.
         let jitter = self.rng.below(timing.interval / 50);
-        let next = (entry.round_start + timing.interval + jitter).max(now);
+        let next = (entry.round_start + timing.interval - jitter).max(now);
         self.timers.push(Reverse((next, id, generation)));
+    }
+}
+
+/// Hashes a [`CheckId`] with one multiply and shift. Every attempt looks its check up three
+/// times (due, started, finished); SipHash's resistance to chosen keys buys nothing for ids the
+/// daemon derives itself (hashes already) or tests number from zero, and costs more than the
+/// rest of the lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        // The table takes its bucket from the low bits and a tag from the high ones; fold the
+        // multiply's well-mixed high half into the low.
+        self.0 ^ (self.0 >> 32)
     }
 }
 
@@ -429,3 +541,7 @@ impl SplitMix64 {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

@@ -59,11 +59,14 @@ impl CheckKind {
 /// Scheduling and hysteresis of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
-    /// Time between the starts of two rounds.
+    /// Time between the starts of two rounds (less up to 2% of jitter, never more, so that a
+    /// failure is noticed within one interval).
     pub interval: Duration,
     /// Limit for one attempt (connect plus exchange).
     pub timeout: Duration,
-    /// Extra attempts within a round before the round counts as failed.
+    /// Extra attempts within a round before the round counts as failed, spent only while the
+    /// server is up (as keepalived's MISC_CHECK and DNS_CHECK spend `retry`): a down server
+    /// gets one attempt per round.
     pub retries: u32,
     /// Pause between the attempts of one round.
     pub retry_delay: Duration,

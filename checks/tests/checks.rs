@@ -505,3 +505,73 @@ async fn the_progress_hook_beats_while_idle_and_stops_while_the_loop_is_blocked(
         "no beats after the loop was released"
     );
 }
+
+/// Threads of this process named `name` (as `/proc/self/task/*/comm` shows them).
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+/// A scheduler on a thread of its own checks like one on the caller's runtime (its probes'
+/// sockets live on its own runtime), and its thread ends with the last handle.
+#[tokio::test]
+async fn a_scheduler_on_its_own_thread_checks_and_ends_with_its_last_handle() {
+    use vigil_checks::Hooks;
+
+    const NAME: &str = "checks-own-thr";
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let accept = tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    let (tx, mut rx) = mpsc::unbounded_channel::<CheckEvent>();
+    let sched =
+        Scheduler::spawn_on_thread(NAME, SchedulerConfig::default(), tx, Hooks::default()).unwrap();
+    // The new thread names itself once it runs.
+    wait_for_threads(NAME, 1).await;
+    let mut s = spec(target, CheckKind::Tcp);
+    s.timing.interval = Duration::from_millis(20);
+    s.timing.warmup = Duration::ZERO;
+    sched.upsert(CheckId(7), s).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let status = sched.status().await.unwrap();
+        if status[0].last.is_some() || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        status[0].up && status[0].last.as_ref().is_some_and(|o| o.ok),
+        "{status:?}"
+    );
+
+    accept.abort();
+    let _ = accept.await;
+    let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a down event")
+        .unwrap();
+    assert_eq!((ev.id, ev.transition), (CheckId(7), Transition::Down));
+
+    drop(sched);
+    wait_for_threads(NAME, 0).await;
+    assert!(rx.recv().await.is_none(), "the events channel closes too");
+}
+
+/// Waits (up to 5 s) until exactly `n` threads are named `name`.
+async fn wait_for_threads(name: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = threads_named(name);
+        if found == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{found} threads named {name}, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -69,6 +69,10 @@ struct Cli {
     /// `--vm`: real-server stop/restart repetitions per daemon.
     #[arg(long, default_value_t = 5)]
     vm_reps: usize,
+    /// `--vm`: vigild's `--log-level` inside the VM, e.g. `info,vigil_checks=trace` to see
+    /// every attempt; prints its lines about the first stopped real server.
+    #[arg(long)]
+    vm_vigild_log: Option<String>,
     /// Internal: the side of `--vm` that runs inside the VM.
     #[arg(long, hide = true)]
     vm_guest: bool,
@@ -110,6 +114,7 @@ fn vm_settings(cli: &Cli) -> vm::VmSettings {
         settle: Duration::from_secs(cli.vm_settle_secs),
         window: Duration::from_secs(cli.vm_window_secs),
         repetitions: cli.vm_reps,
+        vigild_log: cli.vm_vigild_log.clone(),
     }
 }
 

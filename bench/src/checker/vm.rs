@@ -38,7 +38,7 @@ const GUEST_BIN: &str = "/bin";
 pub const TABLE_MARK: &str = "== vigil-checkbench --vm results ==";
 
 /// How one VM run goes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct VmSettings {
     /// Real servers, each checked once per second.
     pub servers: usize,
@@ -48,6 +48,9 @@ pub struct VmSettings {
     pub window: Duration,
     /// Stop/restart repetitions per daemon.
     pub repetitions: usize,
+    /// vigild's `--log-level` inside the VM (e.g. `info,vigil_checks=trace` for every
+    /// attempt); when set, the log lines about the first stopped real server are printed.
+    pub vigild_log: Option<String>,
 }
 
 impl VmSettings {
@@ -64,6 +67,13 @@ impl VmSettings {
             "--vm-reps".to_owned(),
             self.repetitions.to_string(),
         ]
+        .into_iter()
+        .chain(
+            self.vigild_log
+                .iter()
+                .flat_map(|level| ["--vm-vigild-log".to_owned(), level.clone()]),
+        )
+        .collect()
     }
 
     /// A generous bound for the whole VM run: boot, both daemons' start-up and shutdown, the
@@ -185,10 +195,9 @@ const STOP_LIMIT: Duration = Duration::from_secs(30);
 /// The longest a real server's change may take to reach the table before it counts as missed
 /// (the bound for both is interval + timeout + retry delay + timeout = 4 s, plus slack for TCG).
 const TRANSITION_LIMIT: Duration = Duration::from_secs(15);
-/// Time between two reads of the kernel's table while timing a transition. Each read runs
-/// `ipvsadm`, which under TCG costs tens of milliseconds of the guest's one CPU: polling faster
-/// would starve the daemon being timed (the heavier one most).
-const POLL: Duration = Duration::from_millis(100);
+/// Time between two reads of the kernel's table while timing a transition (see
+/// [`kernel_table`] for why they are cheap).
+const POLL: Duration = Duration::from_millis(20);
 
 /// The guest side: serves `settings.servers` real servers, measures vigild then keepalived on
 /// the same virtual servers, prints the table. Needs the kernel's IPVS and root.
@@ -205,6 +214,14 @@ pub fn run_guest(settings: &VmSettings) -> anyhow::Result<()> {
         fleet.targets()[0],
         fleet.targets()[settings.servers - 1]
     );
+    // Under TCG the guest may fall back from the TSC to a clock that every `clock_gettime`
+    // must ask the kernel (and the emulated hardware) for: a cost that grows with how often a
+    // daemon reads the time, worth knowing when comparing two of them.
+    let clock = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
+    println!(
+        "guest clocksource: {}",
+        std::fs::read_to_string(clock).map_or_else(|e| e.to_string(), |c| c.trim().to_owned())
+    );
     let mut runs = Vec::new();
     for daemon in [Daemon::Vigild, Daemon::Keepalived] {
         runs.push(measure_daemon(daemon, &mut fleet, settings)?);
@@ -220,7 +237,7 @@ fn measure_daemon(
 ) -> anyhow::Result<GuestRun> {
     ipvsadm(&["-C"]).context("clearing the IPVS table")?;
     println!("\n==> {daemon}");
-    let mut child = spawn(daemon, fleet.targets())?;
+    let mut child = spawn(daemon, fleet.targets(), settings.vigild_log.as_deref())?;
     let pid = child.id();
     let result = (|| {
         let started = Instant::now();
@@ -262,7 +279,15 @@ fn measure_daemon(
             std::thread::sleep(Duration::from_millis(370));
         }
         let logged_down = match daemon {
-            Daemon::Vigild => logged_downs(&std::fs::read_to_string(log_path(daemon))?, &stops),
+            Daemon::Vigild => {
+                let log = std::fs::read_to_string(log_path(daemon))?;
+                if settings.vigild_log.is_some()
+                    && let Some((first, _)) = stops.first()
+                {
+                    print_lines_about(&log, *first);
+                }
+                logged_downs(&log, &stops)
+            }
             Daemon::Keepalived => Vec::new(),
         };
         Ok(GuestRun {
@@ -287,9 +312,23 @@ fn show(d: Option<Duration>) -> String {
     d.map_or_else(|| "NEVER".to_owned(), |d| format!("{} ms", d.as_millis()))
 }
 
+/// The last lines of vigild's log that name `real` (its checks' attempts when tracing is on).
+fn print_lines_about(log: &str, real: SocketAddr) {
+    let needle = format!("={real} ");
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&needle)).collect();
+    println!("  vigild's log about {real} (last 40 lines):");
+    for line in &lines[lines.len().saturating_sub(40)..] {
+        println!("    {line}");
+    }
+}
+
 /// Writes the daemon's config and starts it in a process group of its own, logging to
-/// `/tmp/<daemon>.log`.
-fn spawn(daemon: Daemon, targets: &[SocketAddr]) -> anyhow::Result<Child> {
+/// `/tmp/<daemon>.log`; `vigild_log` is vigild's `--log-level`.
+fn spawn(
+    daemon: Daemon,
+    targets: &[SocketAddr],
+    vigild_log: Option<&str>,
+) -> anyhow::Result<Child> {
     use std::os::unix::process::CommandExt as _;
     let log = std::fs::File::create(log_path(daemon)).context("creating the daemon's log")?;
     let mut command = match daemon {
@@ -300,6 +339,9 @@ fn spawn(daemon: Daemon, targets: &[SocketAddr]) -> anyhow::Result<Child> {
             std::fs::write(path, config::vigild("vm", state, targets, plan()))?;
             let mut c = Command::new(Path::new(GUEST_BIN).join("vigild"));
             c.args(["--config", path]);
+            if let Some(level) = vigild_log {
+                c.args(["--log-level", level]);
+            }
             c
         }
         Daemon::Keepalived => {
@@ -388,7 +430,7 @@ fn wait_for_table(child: &mut Child, servers: usize, started: Instant) -> anyhow
         if let Some(status) = child.try_wait()? {
             bail!("exited before its table was complete: {status}");
         }
-        let table = ipvsadm(&["-Ln"])?;
+        let table = kernel_table()?;
         let alive = table
             .lines()
             .filter_map(parse_dest)
@@ -404,26 +446,70 @@ fn wait_for_table(child: &mut Child, servers: usize, started: Instant) -> anyhow
     }
 }
 
-/// A real-server line of `ipvsadm -Ln`: `  -> 127.2.0.5:80   Route   1   0   0`.
+/// The kernel's IPVS table as `/proc/net/ip_vs` shows it: the same lines as `ipvsadm -Ln`, with
+/// addresses in hex. Read instead of running `ipvsadm`: under TCG a fork and exec of a dynamically
+/// linked program costs tens of milliseconds of the guest's one CPU, which the polling took from
+/// the daemon being timed (the heavier daemon most); a read of this file costs a system call.
+fn kernel_table() -> anyhow::Result<String> {
+    std::fs::read_to_string("/proc/net/ip_vs").context("reading /proc/net/ip_vs")
+}
+
+/// A real-server line of `ipvsadm -Ln` (`  -> 127.2.0.5:80   Route   1   0   0`) or of
+/// `/proc/net/ip_vs` (`  -> 7F020005:0050      Route   1      0          0`).
 pub fn parse_dest(line: &str) -> Option<(SocketAddr, u32)> {
     let mut fields = line.split_whitespace();
     if fields.next()? != "->" {
         return None;
     }
-    let addr = fields.next()?.parse().ok()?;
+    let addr = parse_addr(fields.next()?)?;
     let _forward = fields.next()?;
     Some((addr, fields.next()?.parse().ok()?))
+}
+
+/// `127.2.0.5:80`, or `/proc/net/ip_vs`'s IPv4 form `7F020005:0050`.
+fn parse_addr(s: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = s.parse() {
+        return Some(addr);
+    }
+    let (ip, port) = s.split_once(':')?;
+    if ip.len() != 8 || port.len() != 4 {
+        return None;
+    }
+    let ip = u32::from_str_radix(ip, 16).ok()?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    Some(SocketAddr::from((ip.to_be_bytes(), port)))
+}
+
+/// The service lines' address (`TCP  0AC80001:0050 wlc`), in either form.
+fn parse_service(line: &str) -> Option<SocketAddr> {
+    let mut fields = line.split_whitespace();
+    if !matches!(fields.next()?, "TCP" | "UDP" | "SCTP") {
+        return None;
+    }
+    parse_addr(fields.next()?)
+}
+
+/// The weight of `real` under virtual server `vs` in `table`; `None`: not there.
+fn weight_under(table: &str, vs: SocketAddr, real: SocketAddr) -> Option<u32> {
+    let mut current = None;
+    for line in table.lines() {
+        if let Some(service) = parse_service(line) {
+            current = Some(service);
+        } else if let Some((addr, weight)) = parse_dest(line)
+            && current == Some(vs)
+            && addr == real
+        {
+            return Some(weight);
+        }
+    }
+    None
 }
 
 /// The weight of `real` under its virtual server in the kernel's table; `None`: not there.
 fn weight_in_table(real: SocketAddr) -> anyhow::Result<Option<u32>> {
     let i = guest_index(real).context("not a fleet address")?;
-    let vs = config::virtual_server(i / REALS_PER_VS).to_string();
-    let table = ipvsadm(&["-Ln", "-t", &vs])?;
-    Ok(table
-        .lines()
-        .filter_map(parse_dest)
-        .find_map(|(a, w)| (a == real).then_some(w)))
+    let vs = config::virtual_server(i / REALS_PER_VS);
+    Ok(weight_under(&kernel_table()?, vs, real))
 }
 
 /// The index of a [`guest_target`] address.
@@ -623,6 +709,54 @@ mod tests {
     }
 
     #[test]
+    fn the_guest_gets_every_setting_and_vigilds_log_level_only_when_set() {
+        let mut settings = VmSettings {
+            servers: 300,
+            settle: Duration::from_secs(5),
+            window: Duration::from_secs(20),
+            repetitions: 5,
+            vigild_log: None,
+        };
+        let args = settings.guest_args().join(" ");
+        assert_eq!(
+            args,
+            "--vm-guest --vm-servers 300 --vm-settle-secs 5 --vm-window-secs 20 --vm-reps 5"
+        );
+        settings.vigild_log = Some("info,vigil_checks=trace".to_owned());
+        assert!(
+            settings
+                .guest_args()
+                .join(" ")
+                .ends_with("--vm-reps 5 --vm-vigild-log info,vigil_checks=trace")
+        );
+    }
+
+    #[test]
+    fn proc_net_ip_vs_parses_with_hex_addresses_per_service() {
+        let table = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port Forward Weight ActiveConn InActConn
+TCP  0AC80001:0050 wlc 
+  -> 7F020005:0050      Route   1      0          0         
+TCP  0AC80002:0050 wlc 
+  -> 7F020066:0050      Route   0      0          0         
+";
+        let (vs1, vs2) = (config::virtual_server(0), config::virtual_server(1));
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.2.0.5:80".parse().unwrap(),
+            "127.2.0.102:80".parse().unwrap(),
+        );
+        assert_eq!(weight_under(table, vs1, a), Some(1));
+        assert_eq!(weight_under(table, vs2, b), Some(0));
+        // Each real server only under its own service.
+        assert_eq!(weight_under(table, vs2, a), None);
+        assert_eq!(weight_under(table, vs1, b), None);
+        assert_eq!(parse_addr("7F02000"), None);
+        assert_eq!(parse_addr("7F02000G:0050"), None);
+    }
+
+    #[test]
     fn ipvsadm_real_server_lines_parse_and_headers_do_not() {
         let table = "\
 IP Virtual Server version 1.2.1 (size=4096)
@@ -709,6 +843,7 @@ TCP  10.200.0.1:80 wlc
             settle: Duration::from_secs(5),
             window: Duration::from_secs(10),
             repetitions: 3,
+            vigild_log: None,
         };
         let table = render(
             &[

@@ -13,7 +13,8 @@ pub struct Check {
     pub interval: Duration,
     /// Give up on one attempt after. Default 3s.
     pub timeout: Duration,
-    /// Extra attempts within one round before the round counts as failed. Default 0.
+    /// Extra attempts within one round before the round counts as failed, made only while the
+    /// server is up. Default 0.
     pub retries: u32,
     /// Pause between attempts. Default 1s.
     pub retry_delay: Duration,

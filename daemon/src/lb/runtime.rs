@@ -148,8 +148,8 @@ pub struct LbRuntime {
 }
 
 impl LbRuntime {
-    /// Maps `config`, starts its checks and the kernel task on the current tokio runtime. The
-    /// runtime keeps a reference to `config`, not a copy.
+    /// Maps `config`, starts its checks (on a thread of their own) and the kernel task (on the
+    /// current tokio runtime). The runtime keeps a reference to `config`, not a copy.
     pub fn start(config: &Arc<conf::Config>, options: LbOptions) -> Result<Self, LbError> {
         let mapped = Mapped::new(config)?;
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -163,7 +163,18 @@ impl LbRuntime {
             observer: Some(observer),
             progress: Some(Arc::new(move || checks.beat())),
         };
-        let scheduler = Scheduler::spawn_with(options.scheduler, events_tx, hooks);
+        // The checks get a thread and a single-threaded runtime of their own (see
+        // `Scheduler::spawn_on_thread`); without a thread they share the daemon's runtime.
+        let scheduler = Scheduler::spawn_on_thread(
+            "vigild-checks",
+            options.scheduler,
+            events_tx.clone(),
+            hooks.clone(),
+        )
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "no thread for the health checks; they share the main runtime");
+            Scheduler::spawn_with(options.scheduler, events_tx, hooks)
+        });
         let mut balancer = Balancer::default();
         let plan = balancer.apply(mapped, Instant::now());
         let (desired_tx, mut desired_rx) = watch::channel::<Desired>(Arc::new(balancer.desired()));
