@@ -15,19 +15,21 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::health::{Health, Transition};
-use crate::probe::{self, Prepared, ProbeOutcome, TlsError};
+use crate::probe::{self, DetailOf, Prepared, ProbeError, ProbeOutcome, TlsError, Verdict};
 use crate::spec::CheckSpec;
+
+#[path = "scheduler_attempts.rs"]
+mod attempts;
+use attempts::{Attempts, Ticket};
 
 /// Caller-chosen identity of a check (the daemon derives it from virtual/real server keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,7 +172,7 @@ impl Scheduler {
         hooks: Hooks,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(Core::new(config, events, hooks, Network).run(rx));
+        tokio::spawn(Core::new(config, events, hooks, probe_owned).run(rx));
         Scheduler { tx }
     }
 
@@ -194,7 +196,7 @@ impl Scheduler {
             .enable_all()
             .build()?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let core = Core::new(config, events, hooks, Network);
+        let core = Core::new(config, events, hooks, probe_owned);
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || runtime.block_on(core.run(rx)))?;
@@ -233,49 +235,52 @@ struct Entry {
     round_start: Instant,
     attempt: u32,
     last: Option<ProbeOutcome>,
+    /// What wrote `last`'s detail, to keep it when the next attempt fails the same way.
+    last_of: DetailOf,
     since: Instant,
 }
 
-type Attempt = Pin<Box<dyn Future<Output = (CheckId, u64, ProbeOutcome)> + Send>>;
-
-/// Runs attempts: the scheduler's only I/O, so that its timing rules can be tested against a
-/// simulated network in simulated time.
-trait Prober: Send + 'static {
-    fn probe(
-        &self,
-        spec: Arc<CheckSpec>,
-        prepared: Arc<Prepared>,
-        seq: u16,
-    ) -> impl Future<Output = ProbeOutcome> + Send + 'static;
+/// [`probe::attempt`] on what it borrows, so that the attempt owns everything it needs: the
+/// prober of the real network. Also returns when the attempt's work began (its first poll, after
+/// the attempts started before it in the same batch have opened their sockets), which is where
+/// its latency counts from.
+async fn probe_owned(spec: Arc<CheckSpec>, prepared: Arc<Prepared>, seq: u16) -> Timed {
+    let start = Instant::now();
+    (start, probe::attempt(&spec, &prepared, seq).await)
 }
 
-/// The real network.
-struct Network;
+/// An attempt's verdict and when its work began.
+type Timed = (Instant, Verdict);
 
-impl Prober for Network {
-    fn probe(
-        &self,
-        spec: Arc<CheckSpec>,
-        prepared: Arc<Prepared>,
-        seq: u16,
-    ) -> impl Future<Output = ProbeOutcome> + Send + 'static {
-        probe_owned(spec, prepared, seq)
-    }
+/// Distinct timeouts whose queues are kept while empty.
+const MAX_IDLE_DEADLINES: usize = 8;
+
+/// The deadlines of attempts started with one timeout, in the order they started, and so in
+/// the order they fall due. Attempts start in time order, so a queue per timeout keeps them
+/// sorted for the cost of a push and a pop, where a runtime timer per attempt costs a timer
+/// wheel entry made and removed under the driver's lock. A finished attempt's deadline stays
+/// queued, stale, until it reaches the front.
+struct Deadlines {
+    timeout: Duration,
+    queue: VecDeque<(Instant, Ticket)>,
 }
 
-/// [`probe::probe`] on what it borrows, so that the attempt owns everything it needs.
-async fn probe_owned(spec: Arc<CheckSpec>, prepared: Arc<Prepared>, seq: u16) -> ProbeOutcome {
-    probe::probe(&spec, &prepared, seq).await
-}
-
-struct Core<P> {
+/// The scheduler's state. `P` starts attempts, which are `F`s: it is the scheduler's only I/O,
+/// so that its timing rules can be tested against a simulated network in simulated time. A
+/// function rather than a trait so that the attempts' type, an `async fn`'s future that has no
+/// name, is inferred and the in-flight set can hold it inline.
+struct Core<P, F> {
     config: SchedulerConfig,
     events: mpsc::UnboundedSender<CheckEvent>,
     checks: HashMap<CheckId, Entry, BuildHasherDefault<IdHasher>>,
     /// (due, id, generation); stale generations are skipped when popped.
     timers: BinaryHeap<Reverse<(Instant, CheckId, u64)>>,
     ready: VecDeque<(CheckId, u64)>,
-    in_flight: FuturesUnordered<Attempt>,
+    /// Tagged with the check's id and generation and when the attempt was started (its
+    /// deadline counts from then).
+    in_flight: Attempts<(CheckId, u64, Instant), F>,
+    /// One queue per distinct timeout among the attempts in flight: few.
+    deadlines: Vec<Deadlines>,
     rng: SplitMix64,
     seq: u16,
     observer: Option<AttemptObserver>,
@@ -283,7 +288,11 @@ struct Core<P> {
     prober: P,
 }
 
-impl<P: Prober> Core<P> {
+impl<P, F> Core<P, F>
+where
+    P: Fn(Arc<CheckSpec>, Arc<Prepared>, u16) -> F,
+    F: Future<Output = Timed>,
+{
     fn new(
         config: SchedulerConfig,
         events: mpsc::UnboundedSender<CheckEvent>,
@@ -296,7 +305,8 @@ impl<P: Prober> Core<P> {
             checks: HashMap::default(),
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
-            in_flight: FuturesUnordered::new(),
+            in_flight: Attempts::new(),
+            deadlines: Vec::new(),
             rng: SplitMix64(config.seed),
             seq: 0,
             observer: hooks.observer,
@@ -314,7 +324,26 @@ impl<P: Prober> Core<P> {
         let beats = self.progress.is_some();
         let mut armed = None;
         loop {
-            let next = self.timers.peek().map(|Reverse((t, _, _))| *t);
+            // Deadlines of attempts that have finished are dropped first, so that the loop wakes
+            // only for an attempt that is late, not once for every attempt.
+            for d in &mut self.deadlines {
+                while d
+                    .queue
+                    .front()
+                    .is_some_and(|(_, ticket)| !self.in_flight.is_live(*ticket))
+                {
+                    d.queue.pop_front();
+                }
+            }
+            let late = self
+                .deadlines
+                .iter()
+                .filter_map(|d| d.queue.front().map(|(due, _)| *due))
+                .min();
+            let next = match (self.timers.peek().map(|Reverse((t, _, _))| *t), late) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if let Some(t) = next
                 && armed != Some(t)
             {
@@ -326,20 +355,23 @@ impl<P: Prober> Core<P> {
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
-                Some((id, generation, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    let now = Instant::now();
-                    self.finished(id, generation, outcome, now);
+                Some(((id, generation, _), (start, verdict))) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.finished(id, generation, start, verdict, Instant::now());
                     // Every other attempt that has finished too, in this same pass: at 10,000
                     // checks a second, one pass of the whole loop (channel, timers, hook) per
                     // attempt is most of the scheduler's own CPU time. `poll!` polls with this
                     // task's waker, so nothing that becomes ready later is missed.
-                    while let Poll::Ready(Some((id, generation, outcome))) =
+                    while let Poll::Ready(Some(((id, generation, _), (start, verdict)))) =
                         futures::poll!(self.in_flight.next())
                     {
-                        self.finished(id, generation, outcome, now);
+                        self.finished(id, generation, start, verdict, Instant::now());
                     }
                 }
-                () = &mut sleep, if next.is_some() => self.fire_due(),
+                () = &mut sleep, if next.is_some() => {
+                    let now = Instant::now();
+                    self.expire_late(now);
+                    self.fire_due(now);
+                }
                 _ = idle.tick(), if beats => {}
             }
             self.start_ready();
@@ -369,6 +401,7 @@ impl<P: Prober> Core<P> {
                         round_start: now,
                         attempt: 0,
                         last: None,
+                        last_of: DetailOf::default(),
                         since: now,
                     };
                     self.checks.insert(id, entry);
@@ -401,8 +434,29 @@ impl<P: Prober> Core<P> {
         }
     }
 
-    fn fire_due(&mut self) {
-        let now = Instant::now();
+    /// Ends every attempt that has run into its timeout.
+    fn expire_late(&mut self, now: Instant) {
+        for i in 0..self.deadlines.len() {
+            let timeout = self.deadlines[i].timeout;
+            while let Some(&(due, ticket)) = self.deadlines[i].queue.front() {
+                if due > now {
+                    break;
+                }
+                self.deadlines[i].queue.pop_front();
+                if let Some((id, generation, start)) = self.in_flight.cancel(ticket) {
+                    let late = Err(ProbeError::Timeout(timeout));
+                    self.finished(id, generation, start, late, now);
+                }
+            }
+        }
+        // An emptied queue is kept with its buffer for the next attempts of its timeout; only
+        // timeouts that a reload left behind in numbers are dropped.
+        if self.deadlines.len() > MAX_IDLE_DEADLINES {
+            self.deadlines.retain(|d| !d.queue.is_empty());
+        }
+    }
+
+    fn fire_due(&mut self, now: Instant) {
         while let Some(Reverse((due, id, generation))) = self.timers.peek().copied() {
             if due > now {
                 break;
@@ -419,6 +473,11 @@ impl<P: Prober> Core<P> {
     }
 
     fn start_ready(&mut self) {
+        if self.ready.is_empty() {
+            return;
+        }
+        // One reading for the whole batch: starting the others is part of each one's wait.
+        let now = Instant::now();
         while self.in_flight.len() < self.config.max_in_flight {
             let Some((id, generation)) = self.ready.pop_front() else {
                 return;
@@ -430,26 +489,47 @@ impl<P: Prober> Core<P> {
                 continue;
             }
             if entry.attempt == 0 {
-                entry.round_start = Instant::now();
+                entry.round_start = now;
             }
             self.seq = self.seq.wrapping_add(1);
-            let attempt = self
-                .prober
-                .probe(entry.spec.clone(), entry.prepared.clone(), self.seq);
-            self.in_flight
-                .push(Box::pin(async move { (id, generation, attempt.await) }));
+            let attempt = (self.prober)(entry.spec.clone(), entry.prepared.clone(), self.seq);
+            let ticket = self.in_flight.push((id, generation, now), attempt);
+            let timeout = entry.spec.timing.timeout;
+            let due = now + timeout;
+            match self.deadlines.iter_mut().find(|d| d.timeout == timeout) {
+                Some(d) => d.queue.push_back((due, ticket)),
+                None => self.deadlines.push(Deadlines {
+                    timeout,
+                    queue: VecDeque::from([(due, ticket)]),
+                }),
+            }
         }
     }
 
-    fn finished(&mut self, id: CheckId, generation: u64, outcome: ProbeOutcome, now: Instant) {
+    fn finished(
+        &mut self,
+        id: CheckId,
+        generation: u64,
+        start: Instant,
+        verdict: Verdict,
+        now: Instant,
+    ) {
         let Some(entry) = self.checks.get_mut(&id) else {
             return;
         };
         if entry.generation != generation {
             return;
         }
+        let latency = now.saturating_duration_since(start);
+        // Overwritten in place: a check whose outcome reads the same as last time allocates
+        // nothing for it.
+        let outcome = entry
+            .last
+            .get_or_insert_with(|| ProbeOutcome::new(Ok(("".into(), None)), latency));
+        outcome.update(verdict, latency, &mut entry.last_of);
+        let outcome = &*outcome;
         if let Some(observe) = &self.observer {
-            observe(entry.spec.kind.name(), &outcome);
+            observe(entry.spec.kind.name(), outcome);
         }
         // Off unless asked for (`--log-level vigil_checks=trace`): when each attempt of one
         // check ended and how, to tell a late round from a slow probe.
@@ -462,15 +542,13 @@ impl<P: Prober> Core<P> {
         // a down server as well).
         if !outcome.ok && entry.health.is_up() && entry.attempt < timing.retries {
             entry.attempt += 1;
-            entry.last = Some(outcome);
             self.timers
                 .push(Reverse((now + timing.retry_delay, id, generation)));
             return;
         }
         entry.attempt = 0;
-        let transition = entry
-            .health
-            .record(outcome.ok, outcome.weight, timing.rise, timing.fall);
+        let (ok, weight) = (outcome.ok, outcome.weight);
+        let transition = entry.health.record(ok, weight, timing.rise, timing.fall);
         if let Some(t) = transition {
             if !matches!(t, Transition::Weight(_)) {
                 entry.since = now;
@@ -483,7 +561,6 @@ impl<P: Prober> Core<P> {
                 outcome: outcome.clone(),
             });
         }
-        entry.last = Some(outcome);
         // Fixed rate from the start of the round, up to 2% early so that checks that started
         // together drift apart instead of firing in lockstep forever. Early, never late: a
         // server that fails just after a round started is tried again within one interval, so

@@ -50,34 +50,24 @@ impl Sim {
     }
 }
 
-impl Prober for Sim {
-    fn probe(
-        &self,
-        spec: Arc<CheckSpec>,
-        _prepared: Arc<Prepared>,
-        _seq: u16,
-    ) -> impl Future<Output = ProbeOutcome> + Send + 'static {
-        let start = Instant::now();
+impl Sim {
+    fn probe(&self, target: SocketAddr) -> impl Future<Output = Timed> + Send + use<> {
         let fault = {
             let mut world = self.0.lock().unwrap();
-            world.attempts.push((spec.target, start));
-            world.faults.get(&spec.target).copied()
+            world.attempts.push((target, Instant::now()));
+            world.faults.get(&target).copied()
         };
         async move {
-            let (ok, detail) = match fault {
-                None => (true, "connected"),
-                Some(Fault::Refused) => (false, "connection refused"),
-                Some(Fault::Silent) => {
-                    tokio::time::sleep(spec.timing.timeout).await;
-                    (false, "timed out")
+            let start = Instant::now();
+            let verdict = match fault {
+                None => Ok(("connected".into(), None)),
+                Some(Fault::Refused) => {
+                    Err(ProbeError::Io(std::io::ErrorKind::ConnectionRefused.into()))
                 }
+                // Only the scheduler's timeout ends it.
+                Some(Fault::Silent) => std::future::pending().await,
             };
-            ProbeOutcome {
-                ok,
-                latency: start.elapsed(),
-                detail: detail.into(),
-                weight: None,
-            }
+            (start, verdict)
         }
     }
 }
@@ -93,7 +83,9 @@ fn start(sim: &Sim, seed: u64) -> (Scheduler, Log) {
         max_in_flight: 1024,
         seed,
     };
-    tokio::spawn(Core::new(config, events_tx, Hooks::default(), sim.clone()).run(rx));
+    let sim = sim.clone();
+    let prober = move |spec: Arc<CheckSpec>, _: Arc<Prepared>, _: u16| sim.probe(spec.target);
+    tokio::spawn(Core::new(config, events_tx, Hooks::default(), prober).run(rx));
     let log = Log::default();
     let sink = Arc::clone(&log);
     tokio::spawn(async move {

@@ -9,6 +9,8 @@ mod smtp;
 mod tls;
 mod udp;
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +32,72 @@ pub struct ProbeOutcome {
     pub detail: String,
     /// Weight reported by a dynamic-weight script.
     pub weight: Option<u32>,
+}
+
+impl ProbeOutcome {
+    /// The outcome of an attempt that ended with `verdict` after `latency`.
+    pub(crate) fn new(verdict: Verdict, latency: Duration) -> Self {
+        let mut outcome = ProbeOutcome {
+            ok: false,
+            latency,
+            detail: String::new(),
+            weight: None,
+        };
+        outcome.set(verdict, latency);
+        outcome
+    }
+
+    /// Overwrites this outcome with a newer one, keeping the buffer of `detail`: a check that
+    /// keeps succeeding (or failing the same way) allocates nothing for it.
+    pub(crate) fn set(&mut self, verdict: Verdict, latency: Duration) {
+        self.latency = latency;
+        match verdict {
+            Ok((detail, weight)) => {
+                self.ok = true;
+                self.weight = weight;
+                if self.detail != detail {
+                    self.detail.clear();
+                    self.detail.push_str(&detail);
+                }
+            }
+            Err(e) => {
+                self.ok = false;
+                self.weight = None;
+                self.detail.clear();
+                // Writing to a String cannot fail.
+                let _ = write!(self.detail, "{e}");
+            }
+        }
+    }
+}
+
+/// Which failure wrote an outcome's `detail`, when the same failure would write the same text:
+/// a server that stays down fails the same way every round, and formatting its error (an
+/// `strerror` and a `write!`) costs more than the rest of a refused attempt.
+#[derive(Debug, Default)]
+pub(crate) struct DetailOf(Option<Failure>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Os(i32),
+    Timeout(Duration),
+}
+
+impl ProbeOutcome {
+    /// [`set`](Self::set), skipping the text when `of` says `detail` already holds it.
+    pub(crate) fn update(&mut self, verdict: Verdict, latency: Duration, of: &mut DetailOf) {
+        let failure = match &verdict {
+            Err(ProbeError::Io(e)) => e.raw_os_error().map(Failure::Os),
+            Err(ProbeError::Timeout(t)) => Some(Failure::Timeout(*t)),
+            _ => None,
+        };
+        if failure.is_some() && failure == of.0 && !self.ok {
+            self.latency = latency;
+            return;
+        }
+        self.set(verdict, latency);
+        of.0 = failure;
+    }
 }
 
 /// Why an attempt failed.
@@ -85,46 +153,41 @@ impl Prepared {
 pub async fn probe(spec: &CheckSpec, prepared: &Prepared, seq: u16) -> ProbeOutcome {
     let start = Instant::now();
     let timeout = spec.timing.timeout;
-    let result = match tokio::time::timeout(timeout, attempt(spec, prepared, seq)).await {
+    let verdict = match tokio::time::timeout(timeout, attempt(spec, prepared, seq)).await {
         Ok(r) => r,
         Err(_) => Err(ProbeError::Timeout(timeout)),
     };
-    let latency = start.elapsed();
-    match result {
-        Ok((detail, weight)) => ProbeOutcome {
-            ok: true,
-            latency,
-            detail,
-            weight,
-        },
-        Err(e) => ProbeOutcome {
-            ok: false,
-            latency,
-            detail: e.to_string(),
-            weight: None,
-        },
-    }
+    ProbeOutcome::new(verdict, start.elapsed())
 }
 
+/// What one attempt found: a note on success (static for the common cases, so that the
+/// scheduler's steady state allocates nothing for it) and a dynamic weight, or why it failed.
+pub(crate) type Verdict = Result<(Cow<'static, str>, Option<u32>), ProbeError>;
+
+/// What a probe of one kind found.
 type AttemptResult = Result<(String, Option<u32>), ProbeError>;
 
 /// Every kind but TCP runs boxed: an `async fn` is as large as its largest state, and the
-/// scheduler allocates one attempt future per check per round, so inlined HTTP/TLS/DNS states
-/// (several KiB of buffers and handshake state) would make every TCP check allocate them too.
-/// At 10,000 checks a second that churn, spread over the runtime's worker threads, kept tens of
-/// MB of allocator arenas resident.
-async fn attempt(spec: &CheckSpec, prepared: &Prepared, seq: u16) -> AttemptResult {
-    match &spec.kind {
+/// scheduler keeps every attempt in flight inline in a slot of its own, so inlined HTTP/TLS/DNS
+/// states (several KiB of buffers and handshake state) would make every TCP check's slot that
+/// large too (and, when attempts were boxed, every TCP check allocate them: at 10,000 checks a
+/// second that churn kept tens of MB of allocator arenas resident).
+///
+/// Not bounded by the timeout: [`probe`] bounds it, and the scheduler, which keeps the
+/// deadlines of all its attempts itself, cancels an attempt that is late.
+pub(crate) async fn attempt(spec: &CheckSpec, prepared: &Prepared, seq: u16) -> Verdict {
+    let found = match &spec.kind {
         CheckKind::Tcp => {
             net::connect_and_reset(spec.target, &spec.source).await?;
-            Ok(("connected".into(), None))
+            return Ok((Cow::Borrowed("connected"), None));
         }
         CheckKind::Http(h) => Box::pin(http::check(spec, h, prepared.tls.as_ref())).await,
         CheckKind::Script(s) => Box::pin(script::check(spec, s)).await,
         CheckKind::Dns(d) => Box::pin(dns::check(spec, d, seq)).await,
         CheckKind::Udp(u) => Box::pin(udp::check(spec, u)).await,
         CheckKind::Smtp(s) => Box::pin(smtp::check(spec, s)).await,
-    }
+    };
+    found.map(|(detail, weight)| (Cow::Owned(detail), weight))
 }
 
 #[cfg(test)]
@@ -142,14 +205,45 @@ mod tests {
         }
     }
 
-    /// The scheduler boxes one attempt per check per round; a TCP attempt must not carry the
+    /// An outcome overwritten in place reads as a fresh one would, whether its text was kept
+    /// (the same failure again) or rewritten.
+    #[test]
+    fn an_updated_outcome_reads_as_a_new_one() {
+        use std::io::{Error, ErrorKind};
+        let refused = || Err(ProbeError::Io(Error::from_raw_os_error(111)));
+        let ms = Duration::from_millis;
+        let verdicts: Vec<fn() -> Verdict> = vec![
+            refused,
+            refused,
+            || Err(ProbeError::Timeout(Duration::from_secs(1))),
+            || Err(ProbeError::Timeout(Duration::from_secs(1))),
+            refused,
+            || Ok(("connected".into(), None)),
+            refused,
+            || Err(ProbeError::Io(ErrorKind::UnexpectedEof.into())),
+            || Ok(("weighed".into(), Some(3))),
+        ];
+        let mut outcome = ProbeOutcome::new(Ok(("".into(), None)), ms(0));
+        let mut of = DetailOf::default();
+        for (i, verdict) in verdicts.into_iter().enumerate() {
+            outcome.update(verdict(), ms(i as u64), &mut of);
+            assert_eq!(
+                outcome,
+                ProbeOutcome::new(verdict(), ms(i as u64)),
+                "step {i}"
+            );
+        }
+    }
+
+    /// The scheduler holds every attempt in flight inline; a TCP attempt must not carry the
     /// other kinds' state (see `attempt`).
     #[test]
     fn an_attempt_future_is_small_whatever_the_kind() {
         let prepared = Prepared::default();
         for kind in [CheckKind::Tcp, CheckKind::Http(HttpCheck::get("/"))] {
             let spec = spec(kind);
-            let size = std::mem::size_of_val(&probe(&spec, &prepared, 0));
+            let size = std::mem::size_of_val(&probe(&spec, &prepared, 0))
+                .max(std::mem::size_of_val(&attempt(&spec, &prepared, 0)));
             assert!(
                 size < 1024,
                 "{} attempt future is {size} bytes",
