@@ -22,6 +22,57 @@ use super::ClientError;
 use super::stream::{self, Stream};
 use crate::api::ErrorBody;
 
+/// The rule both plain requests and watch streams follow across the servers: start at the
+/// current one, move on after a failure (unless another task already did), back off after each
+/// full round, give up after `attempts`, naming the last failure.
+struct Failover<'t> {
+    transport: &'t Transport,
+    attempt: usize,
+    last: String,
+}
+
+impl<'t> Failover<'t> {
+    fn new(transport: &'t Transport) -> Self {
+        Failover {
+            transport,
+            attempt: 0,
+            last: String::from("no attempt made"),
+        }
+    }
+
+    /// The next server to try (its index and address), or `None` once attempts ran out.
+    async fn next_server(&mut self) -> Option<(usize, &'t str)> {
+        let t = self.transport;
+        let n = t.config.servers.len();
+        if self.attempt >= t.config.attempts.max(1) {
+            return None;
+        }
+        if self.attempt > 0 && self.attempt.is_multiple_of(n) {
+            tokio::time::sleep(t.config.retry_backoff).await;
+        }
+        self.attempt += 1;
+        let index = t.current.load(Ordering::Relaxed) % n;
+        Some((index, t.config.servers[index].as_str()))
+    }
+
+    /// Server `index` could not serve, for `why`.
+    fn failed(&mut self, index: usize, why: String) {
+        self.last = why;
+        let n = self.transport.config.servers.len();
+        // Move on, unless another task already did.
+        let _ = self.transport.current.compare_exchange(
+            index,
+            (index + 1) % n,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn into_error(self) -> ClientError {
+        ClientError::Transport(self.last)
+    }
+}
+
 /// How to reach the servers.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -138,14 +189,8 @@ impl Transport {
         body: Bytes,
         attempt_timeout: Duration,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
-        let n = self.config.servers.len();
-        let mut last = String::from("no attempt made");
-        for attempt in 0..self.config.attempts.max(1) {
-            if attempt > 0 && attempt % n == 0 {
-                tokio::time::sleep(self.config.retry_backoff).await;
-            }
-            let index = self.current.load(Ordering::Relaxed) % n;
-            let server = &self.config.servers[index];
+        let mut failover = Failover::new(self);
+        while let Some((index, server)) = failover.next_server().await {
             let req = self.request(server, &method, path_and_query, headers, &body)?;
             match tokio::time::timeout(attempt_timeout, self.http.request(req)).await {
                 // 503: this server cannot serve (not leader, no quorum); 504: the outcome is
@@ -156,33 +201,22 @@ impl Transport {
                 {
                     return Ok(resp);
                 }
-                Ok(Ok(resp)) => last = format!("{server}: {}", read_error(resp).await),
-                Ok(Err(e)) => last = format!("{server}: {e}"),
-                Err(_) => last = format!("{server}: timed out"),
+                Ok(Ok(resp)) => {
+                    failover.failed(index, format!("{server}: {}", read_error(resp).await));
+                }
+                Ok(Err(e)) => failover.failed(index, format!("{server}: {e}")),
+                Err(_) => failover.failed(index, format!("{server}: timed out")),
             }
-            // Move on, unless another task already did.
-            let _ = self.current.compare_exchange(
-                index,
-                (index + 1) % n,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
         }
-        Err(ClientError::Transport(last))
+        Err(failover.into_error())
     }
 
     /// Opens a streaming `GET` (a watch) on a connection of its own (see [`super::stream`]),
     /// failing over like [`Transport::send_within`]; a non-2xx answer other than 503/504 is returned
     /// as its error.
     pub(crate) async fn open_stream(&self, path_and_query: &str) -> Result<Stream, ClientError> {
-        let n = self.config.servers.len();
-        let mut last = String::from("no attempt made");
-        for attempt in 0..self.config.attempts.max(1) {
-            if attempt > 0 && attempt % n == 0 {
-                tokio::time::sleep(self.config.retry_backoff).await;
-            }
-            let index = self.current.load(Ordering::Relaxed) % n;
-            let server = &self.config.servers[index];
+        let mut failover = Failover::new(self);
+        while let Some((index, server)) = failover.next_server().await {
             match stream::open(
                 server,
                 path_and_query,
@@ -199,18 +233,12 @@ impl Transport {
                     return Err(api_error(status, &bytes));
                 }
                 Ok(Err((status, bytes))) => {
-                    last = format!("{server}: {}", api_error(status, &bytes));
+                    failover.failed(index, format!("{server}: {}", api_error(status, &bytes)));
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => failover.failed(index, e.to_string()),
             }
-            let _ = self.current.compare_exchange(
-                index,
-                (index + 1) % n,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
         }
-        Err(ClientError::Transport(last))
+        Err(failover.into_error())
     }
 
     /// A JSON call: 2xx bodies decode as `T` (an empty body as JSON `null`), others as errors.
