@@ -6,6 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use super::daemon::{Binaries, Implementation, Scheduling};
+use super::machine::{self, Summary};
 use super::pair::{Pair, into_master};
 
 /// What one implementation's pair did under the hog.
@@ -19,6 +20,8 @@ pub struct Flaps {
     pub backup_transitions: Vec<String>,
     /// Whether lb1 alone held the VIP after the hog.
     pub steady_after: bool,
+    /// Late wake-ups of the VRRP thread the daemons logged during the hog, lb1's then lb2's.
+    pub late_wakeups: Vec<String>,
 }
 
 impl Flaps {
@@ -31,10 +34,9 @@ impl Flaps {
     }
 }
 
-/// Spins one thread per core until `until`.
-fn hog(until: Instant) -> Vec<std::thread::JoinHandle<u64>> {
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    (0..cores)
+/// Spins `threads` threads until `until`.
+fn hog(until: Instant, threads: usize) -> Vec<std::thread::JoinHandle<u64>> {
+    (0..threads)
         .map(|_| {
             std::thread::spawn(move || {
                 let mut spins = 0u64;
@@ -51,24 +53,28 @@ fn hog(until: Instant) -> Vec<std::thread::JoinHandle<u64>> {
 }
 
 /// Runs a steady pair of each of `implementations` at `interval`, scheduled as `scheduling`
-/// says, while every core is saturated for `duration`; `progress` is called about every 30 s
-/// with the time left.
+/// says, while `threads` busy threads saturate the cores for `duration`; `progress` is called
+/// about every 30 s with the time left. Also returns what the machine did meanwhile (steal, softirq waits).
 pub fn run(
     bins: &Binaries,
     implementations: &[Implementation],
     (interval, scheduling): (Duration, Scheduling),
-    duration: Duration,
+    (duration, threads): (Duration, usize),
     mut progress: impl FnMut(Duration),
-) -> anyhow::Result<Vec<Flaps>> {
+) -> anyhow::Result<(Vec<Flaps>, Summary)> {
     let pairs = implementations
         .iter()
         .map(|&i| Pair::start(bins, i, interval, scheduling))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // A few seconds of steady adverts before the hog starts.
     std::thread::sleep(Duration::from_secs(3));
-    let before: Vec<_> = pairs.iter().map(Pair::transitions).collect();
+    let before: Vec<_> = pairs
+        .iter()
+        .map(|p| (p.transitions(), p.late_wakeups()))
+        .collect();
     let until = Instant::now() + duration;
-    let spinners = hog(until);
+    let spinners = hog(until, threads);
+    let sampler = machine::sample_until(until);
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         progress(left);
         std::thread::sleep(left.min(Duration::from_secs(30)));
@@ -77,18 +83,31 @@ pub fn run(
         // A spinner cannot panic; if one did, the hog was merely shorter.
         let _ = s.join();
     }
+    // The sampler only reads /proc; a panic there leaves the run without its machine figures.
+    let summary = sampler.join().unwrap_or_default();
     // Transitions logged while the hog ran (log lines are only appended).
-    Ok(pairs
+    let flaps = pairs
         .iter()
         .zip(before)
-        .map(|(pair, (m0, b0))| {
+        .map(|(pair, ((m0, b0), (lm0, lb0)))| {
             let (m, b) = pair.transitions();
+            let (lm, lb) = pair.late_wakeups();
             Flaps {
                 implementation: pair.implementation,
                 master_transitions: m[m0.len().min(m.len())..].to_vec(),
                 backup_transitions: b[b0.len().min(b.len())..].to_vec(),
                 steady_after: pair.steady(),
+                late_wakeups: lm[lm0.len().min(lm.len())..]
+                    .iter()
+                    .map(|l| format!("lb1 {l}"))
+                    .chain(
+                        lb[lb0.len().min(lb.len())..]
+                            .iter()
+                            .map(|l| format!("lb2 {l}")),
+                    )
+                    .collect(),
             }
         })
-        .collect())
+        .collect();
+    Ok((flaps, summary))
 }

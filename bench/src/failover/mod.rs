@@ -21,6 +21,8 @@
 //! - [`series`]: one series of failovers in its own lab.
 //! - [`pair`]: a steady master/backup pair, for [`idle`] (CPU and RSS) and [`hog`] (false
 //!   failovers under a CPU hog).
+//! - [`machine`]: steal time and softirq-thread waits during the hog, to tell the machine's
+//!   stalls from the daemons'.
 //! - [`stats`]: min/median/max of a series.
 //! - [`table`]: the side-by-side table with the RFC target.
 
@@ -28,6 +30,7 @@ pub mod adverts;
 pub mod daemon;
 pub mod hog;
 pub mod idle;
+pub mod machine;
 pub mod pair;
 pub mod probe;
 pub mod series;

@@ -74,6 +74,18 @@ impl Pair {
             && self.lb2.has_address(vip).is_ok_and(|held| !held)
     }
 
+    /// The lines each daemon has logged so far about its VRRP thread waking up late (vigild's
+    /// `VRRP timer fired late`; keepalived logs nothing comparable): (lb1, lb2).
+    pub fn late_wakeups(&self) -> (Vec<String>, Vec<String>) {
+        let late = |log: &str| -> Vec<String> {
+            log.lines()
+                .filter(|l| l.contains("VRRP timer fired late"))
+                .map(str::to_owned)
+                .collect()
+        };
+        (late(&self.master.log()), late(&self.backup.log()))
+    }
+
     /// VRRP state transitions each daemon has logged so far: (lb1, lb2).
     pub fn transitions(&self) -> (Vec<String>, Vec<String>) {
         (

@@ -45,6 +45,10 @@ const RECV_BACKOFF: Duration = Duration::from_millis(500);
 pub(super) const MISMATCH_LOG_EVERY: Duration = Duration::from_mins(1);
 /// Events queued for one unit before senders wait.
 const QUEUE: usize = 256;
+/// A unit that wakes this much after its timer's deadline says so (see [`Lateness`]).
+const LATE_WAKE: Duration = Duration::from_millis(10);
+/// At most one "woke late" line per unit this often; the lines in between are counted.
+const LATE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Everything that reaches a unit task.
 #[derive(Debug)]
@@ -226,6 +230,39 @@ fn spawn_thread(
         let _abort = abort_tx;
         let _ = done_rx.await;
     })
+}
+
+/// Reports a unit thread that woke well after its timer was due: the CPU (or the hypervisor)
+/// kept it from running, which delays adverts on a master and Master_Down on a backup. Rate
+/// limited, with the worst lateness and the count since the last line, so a starved machine
+/// leaves a trace in the log without flooding it.
+#[derive(Default)]
+struct Lateness {
+    last_log: Option<Instant>,
+    count: u32,
+    worst: Duration,
+}
+
+impl Lateness {
+    fn woke(&mut self, unit: &str, due: Instant, now: Instant) {
+        let late = now.saturating_duration_since(due);
+        if late < LATE_WAKE {
+            return;
+        }
+        self.count += 1;
+        self.worst = self.worst.max(late);
+        if self.last_log.is_some_and(|at| now.duration_since(at) < LATE_LOG_EVERY) {
+            return;
+        }
+        tracing::warn!(
+            unit,
+            late_ms = late.as_secs_f64() * 1e3,
+            worst_ms = self.worst.as_secs_f64() * 1e3,
+            times = self.count,
+            "VRRP timer fired late: this thread did not get a CPU in time"
+        );
+        (self.last_log, self.count, self.worst) = (Some(now), 0, Duration::ZERO);
+    }
 }
 
 /// One member's I/O shell.
@@ -413,6 +450,7 @@ async fn run(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Events handled since timers were last looked at.
     let mut streak = 0u32;
+    let mut lateness = Lateness::default();
     loop {
         let deadline = unit.group.poll_timeout();
         let event = tokio::select! {
@@ -420,6 +458,9 @@ async fn run(
             biased;
             event = rx.recv() => event.unwrap_or(UnitEvent::Shutdown),
             () = sleep_until(deadline) => {
+                if let Some(due) = deadline {
+                    lateness.woke(&spec.name, due, Instant::now());
+                }
                 // On a starved CPU the Master_Down timer and the master's advert become ready
                 // together; acting on the timer first makes a false failover that the advert
                 // undoes a moment later. So first everything the reader queued, then every
@@ -939,7 +980,32 @@ impl Unit {
 
 #[cfg(test)]
 mod tests {
-    use super::tracks_down_after_retrack;
+    use std::time::{Duration, Instant};
+
+    use super::{LATE_LOG_EVERY, LATE_WAKE, Lateness, tracks_down_after_retrack};
+
+    #[test]
+    fn late_wake_ups_are_reported_at_most_once_per_period_with_what_came_between() {
+        let mut l = Lateness::default();
+        let t0 = Instant::now();
+        // On time, or late by less than the threshold: nothing.
+        assert!(Duration::from_millis(9) < LATE_WAKE);
+        l.woke("u", t0, t0 + Duration::from_millis(9));
+        assert_eq!((l.last_log, l.count), (None, 0));
+        // The first late wake-up is reported at once, and the tally starts again.
+        let first = t0 + Duration::from_millis(30);
+        l.woke("u", t0, first);
+        assert_eq!((l.last_log, l.count, l.worst), (Some(first), 0, Duration::ZERO));
+        // Within the period: counted, worst kept, no new line.
+        l.woke("u", first, first + Duration::from_millis(25));
+        l.woke("u", first, first + Duration::from_millis(12));
+        assert_eq!((l.last_log, l.count, l.worst), (Some(first), 2, Duration::from_millis(25)));
+        // After it: reported, tally reset.
+        let later = first + LATE_LOG_EVERY;
+        assert!(later - (first + Duration::from_secs(9)) >= LATE_WAKE);
+        l.woke("u", first + Duration::from_secs(9), later);
+        assert_eq!((l.last_log, l.count), (Some(later), 0));
+    }
 
     #[test]
     fn failing_tracks_shown_follow_the_new_set() {
