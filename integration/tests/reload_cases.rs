@@ -292,6 +292,71 @@ fn unchanged_instances_keep_state_and_vips_while_others_change_in_place() {
 }
 
 #[test]
+fn a_changed_notify_script_applies_in_place_from_the_next_transition() {
+    if !root_available("reload: notify script changed in place") {
+        return;
+    }
+    let lab = Lab::with_hosts(&["lb1", "lb2"]).expect("lab");
+    let (lb1, lb2) = (lab.host("lb1").expect("lb1"), lab.host("lb2").expect("lb2"));
+    let s1 = Side::start(&lb1, 150, None);
+    let s2 = Side::start(&lb2, 100, None);
+    let daemons = [&s1.daemon, &s2.daemon];
+    wait_owner(VIP4, &lb1, &[&lb1, &lb2], &daemons);
+    let web = record(&[&lb1, &lb2], VIP4);
+    let transitions = s1.transitions("vi_web");
+    let old_lines = s1.notifications();
+
+    // lb1's notify hook now writes to another file: the master must not restart for that.
+    let new_out = lb1
+        .write_file("notified-new", "")
+        .expect("new notify output");
+    let text = config(&lb1, &node(150, None, &new_out), &s1.daemon.state);
+    std::fs::write(&s1.daemon.config, text).expect("rewrite config");
+    let before = s1.reloads();
+    s1.daemon.process.signal(Signal::SIGHUP).expect("SIGHUP");
+    wait_for("the reload", SETTLE, || s1.reloads() > before)
+        .unwrap_or_else(|e| panic!("{e}\n{}", s1.daemon.process.log()));
+    let log = s1.daemon.process.log();
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("VRRP instances reloaded"))
+        .unwrap_or_default();
+    assert!(line.contains("updated=[\"vi_web\"]"), "{line}");
+    // Long enough for a restarted instance to hand over and come back (3 intervals + skew).
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        s1.transitions("vi_web"),
+        transitions,
+        "{}",
+        s1.daemon.process.log()
+    );
+    assert_held_throughout(&web.finish().expect("recording"), "vi_web's VIP");
+
+    // The next transition (a clean stop) runs the new script, and only it.
+    s1.daemon.process.signal(Signal::SIGTERM).expect("SIGTERM");
+    s1.daemon
+        .process
+        .wait(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\n{}", s1.daemon.process.log()));
+    let new_lines: Vec<String> = std::fs::read_to_string(&new_out)
+        .expect("read the new notify output")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        new_lines,
+        ["vi_web stop master shutdown"],
+        "{}",
+        s1.daemon.process.log()
+    );
+    assert_eq!(
+        s1.notifications(),
+        old_lines,
+        "the old script ran after the reload"
+    );
+}
+
+#[test]
 fn a_removed_instance_releases_its_vips_and_the_peer_takes_over_at_once() {
     if !root_available("reload: removed instance") {
         return;

@@ -19,7 +19,10 @@
 //!
 //! Scripts of one instance never overlap: a queue feeds one worker task, so a quick
 //! master→backup→master sequence runs three scripts in that order. A script past
-//! `notify_timeout` is killed with its process group and the next one starts.
+//! `notify_timeout` is killed with its process group and the next one starts. A reload that
+//! changes the scripts (or who they run as) goes through the same queue
+//! ([`NotifyQueue::reconfigure`]): transitions queued before it run the old scripts, later ones
+//! the new, and the instance itself keeps running (no VIP flap for a script change).
 
 use std::time::Duration;
 
@@ -99,19 +102,36 @@ pub fn commands(notify: &conf::Notify, transition: &Transition) -> Vec<Vec<Strin
     out
 }
 
+/// What the worker is asked to do, in queue order.
+#[derive(Debug)]
+enum Job {
+    /// Run the scripts of a transition.
+    Run(Transition),
+    /// Use these scripts and this user from the next transition on.
+    Reconfigure(conf::Notify, ScriptIdentity),
+}
+
 /// The per-instance script queue and its worker.
 #[derive(Debug)]
 pub struct NotifyQueue {
-    tx: mpsc::UnboundedSender<Transition>,
+    tx: mpsc::UnboundedSender<Job>,
     worker: JoinHandle<()>,
 }
 
 impl NotifyQueue {
     /// Starts the worker for `notify`'s scripts.
     pub fn spawn(notify: conf::Notify, identity: ScriptIdentity) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Transition>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let worker = tokio::spawn(async move {
-            while let Some(transition) = rx.recv().await {
+            let (mut notify, mut identity) = (notify, identity);
+            while let Some(job) = rx.recv().await {
+                let transition = match job {
+                    Job::Run(transition) => transition,
+                    Job::Reconfigure(n, i) => {
+                        (notify, identity) = (n, i);
+                        continue;
+                    }
+                };
                 let env = transition.env();
                 for argv in commands(&notify, &transition) {
                     let outcome = script::run(&argv, &env, identity, notify.timeout).await;
@@ -135,7 +155,13 @@ impl NotifyQueue {
     /// Queues the scripts of `transition`.
     pub fn push(&self, transition: Transition) {
         // The worker lives as long as the queue; a send can only fail once it is gone.
-        let _ = self.tx.send(transition);
+        let _ = self.tx.send(Job::Run(transition));
+    }
+
+    /// Switches to `notify`'s scripts, run as `identity`, for every transition queued after
+    /// this call; those already queued still run the scripts they were queued under.
+    pub fn reconfigure(&self, notify: conf::Notify, identity: ScriptIdentity) {
+        let _ = self.tx.send(Job::Reconfigure(notify, identity));
     }
 
     /// Lets queued scripts finish for at most `limit`, then abandons (and so kills) the rest.
@@ -238,6 +264,32 @@ mod tests {
                 "end master"
             ]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_reconfigured_queue_runs_the_new_scripts_only_for_later_transitions() {
+        let dir = std::env::temp_dir().join(format!("vigil-notify-re-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let log = dir.join("log");
+        let script = |tag: &str| conf::Notify {
+            // The first script is slow: the reconfiguration is queued while it still runs.
+            any: Some(argv(&[
+                "/bin/sh",
+                "-c",
+                &format!("sleep 0.1; echo {tag} $VIGIL_STATE >> {}", log.display()),
+            ])),
+            ..conf::Notify::default()
+        };
+        let queue = NotifyQueue::spawn(script("old"), ScriptIdentity::current());
+        queue.push(transition(State::Master));
+        queue.push(transition(State::Backup));
+        queue.reconfigure(script("new"), ScriptIdentity::current());
+        queue.push(transition(State::Master));
+        queue.close(Duration::from_secs(10)).await;
+        let text = std::fs::read_to_string(&log).expect("log written");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, ["old master", "old backup", "new master"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

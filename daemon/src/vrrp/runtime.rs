@@ -122,7 +122,8 @@ impl VrrpRuntime {
 
     /// Applies a reloaded config: unchanged units keep running untouched (no flap), removed
     /// ones stop cleanly, new ones start, units whose only changes are priorities, advert
-    /// intervals, VIP lists, preemption, GARP or tracking are updated in place (no transition,
+    /// intervals, VIP lists, preemption, GARP, tracking or notify scripts are updated in place
+    /// (no transition,
     /// kept VIPs stay up),
     /// and any other change restarts the unit.
     ///
@@ -138,10 +139,11 @@ impl VrrpRuntime {
     /// sockets (RFC 9568 §5 and §7: a router with a new VRID or link is another router), so
     /// the old one must leave (priority 0) and the new one start; being the address owner
     /// (priority 255) changes who owns the addresses; and the VIPs of `fencing = "quorum"`
-    /// instances are claimed through the quorum as registered at start. Notify scripts (and the
-    /// script user they run as), `vmac_name` and sync-group membership also restart it: rare
-    /// changes whose in-place handling would add code paths that are hard to test, for a short
-    /// planned move. Preemption, accept mode and GARP settings apply in place.
+    /// instances are claimed through the quorum as registered at start. `vmac_name` and
+    /// sync-group membership also restart it: rare changes whose in-place handling would add
+    /// code paths that are hard to test, for a short planned move. Preemption, accept mode,
+    /// GARP settings, notify scripts and the script user apply in place (notify changes go
+    /// through the instance's script queue, so scripts already queued run as they were).
     pub async fn apply(&mut self, config: &conf::Config) -> Result<ApplySummary, VrrpError> {
         let specs = unit_specs(config)?;
         let mut summary = ApplySummary::default();
@@ -161,7 +163,8 @@ impl VrrpRuntime {
                         .zip(&spec.instances)
                         .enumerate()
                     {
-                        if old == new {
+                        let new_user = handle.spec.identity != spec.identity && has_notify(new);
+                        if old == new && !new_user {
                             continue;
                         }
                         let retrack = tracking_changed(old, new, &handle.spec, &spec);
@@ -173,6 +176,7 @@ impl VrrpRuntime {
                                 scripts: spec.scripts.clone(),
                                 identity: spec.identity,
                             }),
+                            identity: spec.identity,
                         };
                         let _ = handle.tx.send(update).await;
                     }
@@ -263,20 +267,19 @@ async fn stop_unit(handle: UnitHandle, limit: Duration) {
 }
 
 /// Whether `a` and `b` differ at most in their members' priorities, advert intervals, VIP lists
-/// (unfenced instances) and tracking (tracked interfaces, scripts, files and check groups, their
-/// weights, the track scripts' definitions): what [`in_place_inputs`] and the unit's in-place
-/// tracking update apply to a running instance (a shared-config push or a SIGHUP must not
+/// (unfenced instances), tracking (tracked interfaces, scripts, files and check groups, their
+/// weights, the track scripts' definitions) and notify scripts and their user: what
+/// [`in_place_inputs`] and the unit's in-place tracking and notify updates apply to a running instance (a shared-config push or a SIGHUP must not
 /// restart a master and move its VIPs).
 fn updatable_in_place(a: &UnitSpec, b: &UnitSpec) -> bool {
     let strip = |spec: &UnitSpec| {
         let mut spec = spec.clone();
         spec.scripts.clear();
-        // Track scripts take a new script user in place (see `tracking_changed`); notify
-        // scripts run by the notify queue as started: only they make it a restart.
-        if !spec.instances.iter().any(has_notify) {
-            spec.identity = ScriptIdentity::current();
-        }
+        // Track scripts take a new script user in place (see `tracking_changed`), notify
+        // scripts their new commands and user through their queue (`NotifyQueue::reconfigure`).
+        spec.identity = ScriptIdentity::current();
         for instance in &mut spec.instances {
+            instance.notify = conf::Notify::default();
             instance.priority = 1;
             instance.advert_interval = Duration::ZERO;
             instance.preempt = false;
@@ -641,14 +644,18 @@ command = ["/bin/true"]
             "script_user = \"root\"\nscript_group = \"daemon\"",
         );
         assert_eq!(in_place(&user), [true, false]);
-        // … but notify scripts run as the unit started: restart.
-        let notify = |src: &str| {
+        // … and so do notify scripts, a new user or new commands (through their queue).
+        let notify = |src: &str, script: &str| {
             let src = src.replace(
                 "track_scripts = [\"chk\"]",
-                "track_scripts = [\"chk\"]\nnotify_master = \"/bin/true\"",
+                &format!("track_scripts = [\"chk\"]\nnotify_master = \"{script}\""),
             );
             unit_specs(&load(&src)).expect("specs")
         };
-        assert!(!updatable_in_place(&notify(CONFIG)[0], &notify(&user)[0]));
+        let before = &notify(CONFIG, "/bin/true")[0];
+        assert!(updatable_in_place(before, &notify(&user, "/bin/true")[0]));
+        assert!(updatable_in_place(before, &notify(CONFIG, "/bin/echo")[0]));
+        // The identity is the Update's (the unit compares it with the queue's).
+        assert_ne!(before.identity, notify(&user, "/bin/true")[0].identity);
     }
 }

@@ -77,6 +77,8 @@ pub(crate) enum UnitEvent {
         /// reload and who they run as. The unit then moves the member's track sources in place
         /// and gives the state machine the new track set ([`Input::SetTracks`]).
         retrack: Option<Retrack>,
+        /// Who the unit's scripts run as after the reload (notify scripts take it in place).
+        identity: ScriptIdentity,
     },
     /// A fenced member's fencing status changed (forwarded from the shared runtime, so that the
     /// unit never reads the fencing task's lock).
@@ -251,7 +253,10 @@ impl Lateness {
         }
         self.count += 1;
         self.worst = self.worst.max(late);
-        if self.last_log.is_some_and(|at| now.duration_since(at) < LATE_LOG_EVERY) {
+        if self
+            .last_log
+            .is_some_and(|at| now.duration_since(at) < LATE_LOG_EVERY)
+        {
             return;
         }
         tracing::warn!(
@@ -270,6 +275,8 @@ pub(super) struct Member {
     pub(super) conf: conf::VrrpInstance,
     pub(super) net: Arc<Network>,
     pub(super) notify: NotifyQueue,
+    /// Who the notify scripts run as (the unit's script user as last configured).
+    notify_identity: ScriptIdentity,
     pub(super) shell: ShellStats,
     status: StatusPublisher,
     _reader: AbortOnDrop,
@@ -416,6 +423,7 @@ async fn run(
         members.push(Member {
             conf: instance.clone(),
             notify: NotifyQueue::spawn(instance.notify.clone(), spec.identity),
+            notify_identity: spec.identity,
             tracks: TrackSources::spawn(instance, &config, spec.identity, index, tx.clone()),
             net,
             shell,
@@ -475,8 +483,8 @@ async fn run(
                         }
                         UnitEvent::Input { member, input } => unit.input(member, input),
                         UnitEvent::Packet { member, result } => unit.packet(member, result),
-                        UnitEvent::Update { member, instance, inputs, retrack } => {
-                            unit.update(member, *instance, inputs, retrack).await;
+                        UnitEvent::Update { member, instance, inputs, retrack, identity } => {
+                            unit.update(member, *instance, inputs, retrack, identity).await;
                         }
                         UnitEvent::Fence { member, status } => unit.fence(member, *status),
                         UnitEvent::SecondBurst { member } => unit.second_burst(member),
@@ -513,7 +521,11 @@ async fn run(
                 instance,
                 inputs,
                 retrack,
-            } => unit.update(member, *instance, inputs, retrack).await,
+                identity,
+            } => {
+                unit.update(member, *instance, inputs, retrack, identity)
+                    .await;
+            }
             UnitEvent::Fence { member, status } => unit.fence(member, *status),
             UnitEvent::SecondBurst { member } => unit.second_burst(member),
         }
@@ -723,10 +735,17 @@ impl Unit {
         mut instance: conf::VrrpInstance,
         mut inputs: Vec<Input>,
         retrack: Option<Retrack>,
+        identity: ScriptIdentity,
     ) {
         let Some(m) = self.members.get_mut(member) else {
             return;
         };
+        if m.conf.notify != instance.notify || m.notify_identity != identity {
+            // Through the queue: scripts of transitions already queued run as they were.
+            m.notify.reconfigure(instance.notify.clone(), identity);
+            m.notify_identity = identity;
+            tracing::info!(instance = %instance.name, "notify scripts updated in place");
+        }
         if let Err(e) = m.net.extend_vips(&instance) {
             tracing::error!(instance = %instance.name, error = %e, "reloaded VIPs cannot be placed; keeping the old list");
             m.shell.error(format!("reloaded VIPs: {e}"));
@@ -995,11 +1014,17 @@ mod tests {
         // The first late wake-up is reported at once, and the tally starts again.
         let first = t0 + Duration::from_millis(30);
         l.woke("u", t0, first);
-        assert_eq!((l.last_log, l.count, l.worst), (Some(first), 0, Duration::ZERO));
+        assert_eq!(
+            (l.last_log, l.count, l.worst),
+            (Some(first), 0, Duration::ZERO)
+        );
         // Within the period: counted, worst kept, no new line.
         l.woke("u", first, first + Duration::from_millis(25));
         l.woke("u", first, first + Duration::from_millis(12));
-        assert_eq!((l.last_log, l.count, l.worst), (Some(first), 2, Duration::from_millis(25)));
+        assert_eq!(
+            (l.last_log, l.count, l.worst),
+            (Some(first), 2, Duration::from_millis(25))
+        );
         // After it: reported, tally reset.
         let later = first + LATE_LOG_EVERY;
         assert!(later - (first + Duration::from_secs(9)) >= LATE_WAKE);
