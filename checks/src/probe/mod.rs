@@ -125,12 +125,15 @@ pub enum ProbeError {
 #[derive(Clone, Default)]
 pub struct Prepared {
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// An HTTP check's request bytes (path, `Host`), the same for every attempt.
+    http_request: Option<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
             .field("tls", &self.tls.is_some())
+            .field("http_request", &self.http_request.as_ref().map(|r| r.len()))
             .finish()
     }
 }
@@ -145,7 +148,11 @@ impl Prepared {
             },
             _ => None,
         };
-        Ok(Prepared { tls })
+        let http_request = match &spec.kind {
+            CheckKind::Http(h) => Some(http::request(spec, h)),
+            _ => None,
+        };
+        Ok(Prepared { tls, http_request })
     }
 }
 
@@ -181,7 +188,17 @@ pub(crate) async fn attempt(spec: &CheckSpec, prepared: &Prepared, seq: u16) -> 
             net::connect_and_reset(spec.target, &spec.source).await?;
             return Ok((Cow::Borrowed("connected"), None));
         }
-        CheckKind::Http(h) => Box::pin(http::check(spec, h, prepared.tls.as_ref())).await,
+        CheckKind::Http(h) => {
+            // A `Prepared` made by hand (`Default`) has no request yet: build it here.
+            let built;
+            let request = if let Some(r) = &prepared.http_request {
+                r
+            } else {
+                built = http::request(spec, h);
+                &built
+            };
+            return Box::pin(http::check(spec, h, request, prepared.tls.as_ref())).await;
+        }
         CheckKind::Script(s) => Box::pin(script::check(spec, s)).await,
         CheckKind::Dns(d) => Box::pin(dns::check(spec, d, seq)).await,
         CheckKind::Udp(u) => Box::pin(udp::check(spec, u)).await,
