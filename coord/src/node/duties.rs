@@ -142,6 +142,20 @@ impl PeerHandler for Inner {
                 };
                 PeerResponse::ClientWrite(result.map_err(|e| e.to_forward()))
             }
+            PeerRequest::ClientWrites(cmds) => {
+                let results = if self.is_leader() {
+                    self.write_local_many(cmds, timeout).await
+                } else {
+                    let e = self.not_leader();
+                    cmds.iter().map(|_| Err(e.for_each_waiter())).collect()
+                };
+                PeerResponse::ClientWrites(
+                    results
+                        .into_iter()
+                        .map(|r| r.map_err(|e| e.to_forward()))
+                        .collect(),
+                )
+            }
             PeerRequest::Heartbeat(session) => {
                 PeerResponse::Heartbeat(self.heartbeat_local(session).map_err(|e| e.to_forward()))
             }

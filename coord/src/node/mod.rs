@@ -14,8 +14,9 @@
 //! # Requests on followers
 //!
 //! Clients may talk to any node:
-//! - writes are forwarded to the leader over the peer transport (`ClientWrite`) and the
-//!   leader's apply response comes back;
+//! - writes are forwarded to the leader over the peer transport and the leader's apply
+//!   responses come back; the writes a node's clients send while others are on their way go
+//!   together in one `ClientWrites` message (`write_batch`);
 //! - linearizable reads use the read-index protocol (ZooKeeper's "sync, then read locally"):
 //!   the leader confirms its leadership with a quorum and returns its commit point, this node
 //!   waits until it has applied that far, then reads its own tree. On the leader, concurrent
@@ -85,6 +86,8 @@ pub(crate) struct Inner {
     reads: read_batch::ReadBatcher,
     /// Proposes the writes arriving while others are in flight as one entry.
     writes: write_batch::WriteBatcher,
+    /// Forwards this node's writes to the leader in batches (when it is not the leader).
+    forwards: write_batch::ForwardBatcher,
 }
 
 impl std::fmt::Debug for CoordNode {
@@ -163,6 +166,7 @@ impl CoordNode {
             tasks: std::sync::Mutex::new(Vec::new()),
             reads: read_batch::ReadBatcher::default(),
             writes: write_batch::WriteBatcher::default(),
+            forwards: write_batch::ForwardBatcher::default(),
         });
         let server = {
             let mut stopped = inner.stop.subscribe();

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use openraft::ServerState;
+use openraft::{Raft, ServerState};
 
 use super::{CoordError, Inner, LEADER_POLL};
-use crate::raft::network::{self, PeerRequest, PeerResponse};
+use crate::raft::network::{self, ForwardError, PeerRequest, PeerResponse, Peers};
+use crate::raft::types::TypeConfig;
 use crate::request::{Command, Response};
 use crate::session::{SessionId, TouchError};
 
@@ -48,26 +49,7 @@ impl Inner {
         request: PeerRequest,
         timeout: Duration,
     ) -> Result<PeerResponse, CoordError> {
-        let addr = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            m.membership_config
-                .membership()
-                .get_node(&leader)
-                .map(|n| n.addr.clone())
-        };
-        let Some(addr) = addr else {
-            return Err(CoordError::NotLeader {
-                leader: Some(leader),
-            });
-        };
-        let client = self.peers.client(leader, &addr);
-        client.call(request, timeout).await.map_err(|e| match e {
-            network::CallError::Timeout { timeout, .. } => CoordError::Timeout(timeout),
-            // Nothing was sent: safe to try again.
-            network::CallError::Unreachable { .. } => CoordError::Unavailable(e.to_string()),
-            network::CallError::Network { .. } => CoordError::ConnectionLost(e.to_string()),
-        })
+        call_leader(&self.raft, &self.peers, leader, request, timeout).await
     }
 
     /// Retries `attempt` against the current leader while the answer is `NotLeader`.
@@ -105,19 +87,25 @@ impl Inner {
                 if leader == self.id {
                     self.write_local(cmd, remaining).await
                 } else {
-                    match self
-                        .forward(leader, PeerRequest::ClientWrite(cmd), remaining)
-                        .await?
-                    {
-                        PeerResponse::ClientWrite(r) => r.map_err(CoordError::from),
-                        other => Err(CoordError::Unavailable(format!(
-                            "unexpected answer {other:?}"
-                        ))),
-                    }
+                    self.forward_write(cmd, remaining).await
                 }
             }
         })
         .await
+    }
+
+    /// Forwards `cmd` to the leader with the other writes this node's clients send meanwhile
+    /// (see `write_batch`). The batch goes to whoever leads when it is sent; a batch that finds
+    /// no leader, or this node leading, fails with `NotLeader`, which the caller retries.
+    async fn forward_write(&self, cmd: Command, timeout: Duration) -> Result<Response, CoordError> {
+        let (raft, peers, me) = (self.raft.clone(), self.peers.clone(), self.id);
+        let round_timeout = self.config.request_timeout;
+        let send =
+            move |commands| forward_batch(raft.clone(), peers.clone(), me, commands, round_timeout);
+        self.forwards
+            .submit(cmd, send, timeout)
+            .await?
+            .map_err(CoordError::from)
     }
 
     /// Proposes `cmd` on this node, which must be the leader.
@@ -140,6 +128,47 @@ impl Inner {
         self.writes
             .write(&self.raft, cmd, self.config.request_timeout, timeout)
             .await
+    }
+
+    /// [`Inner::write_local`] for a follower's forwarded batch: the commands are queued
+    /// together, in order, and each gets its own result.
+    pub(crate) async fn write_local_many(
+        &self,
+        cmds: Vec<Command>,
+        timeout: Duration,
+    ) -> Vec<Result<Response, CoordError>> {
+        let mut results: Vec<Option<Result<Response, CoordError>>> = Vec::with_capacity(cmds.len());
+        let mut accepted = Vec::with_capacity(cmds.len());
+        {
+            let now = Instant::now();
+            let mut sessions = self.store.sessions();
+            for cmd in cmds {
+                // As in `write_local`, per command.
+                if let Command::Write { session, .. } = &cmd
+                    && sessions.tracker.on_write_received(*session, now).is_err()
+                {
+                    results.push(Some(Err(CoordError::SessionExpired)));
+                    continue;
+                }
+                results.push(None);
+                accepted.push(cmd);
+            }
+        }
+        let mut answers = self
+            .writes
+            .write_many(&self.raft, accepted, self.config.request_timeout, timeout)
+            .await
+            .into_iter();
+        results
+            .into_iter()
+            .map(|r| {
+                r.or_else(|| answers.next()).unwrap_or_else(|| {
+                    Err(CoordError::Unavailable(
+                        "a forwarded batch lost an answer".to_owned(),
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Waits until this node has applied every entry committed before the call.
@@ -214,5 +243,66 @@ impl Inner {
                 TouchError::SessionExpired => CoordError::SessionExpired,
                 TouchError::RenewedByWrites => CoordError::RenewedByWrites,
             })
+    }
+}
+
+/// The address of `leader` in the current membership.
+fn leader_addr(raft: &Raft<TypeConfig>, leader: u64) -> Option<String> {
+    let m = raft.metrics();
+    let m = m.borrow();
+    m.membership_config
+        .membership()
+        .get_node(&leader)
+        .map(|n| n.addr.clone())
+}
+
+/// Sends `request` to `leader` and waits up to `timeout` for the answer.
+async fn call_leader(
+    raft: &Raft<TypeConfig>,
+    peers: &Peers,
+    leader: u64,
+    request: PeerRequest,
+    timeout: Duration,
+) -> Result<PeerResponse, CoordError> {
+    let Some(addr) = leader_addr(raft, leader) else {
+        return Err(CoordError::NotLeader {
+            leader: Some(leader),
+        });
+    };
+    let client = peers.client(leader, &addr);
+    client.call(request, timeout).await.map_err(|e| match e {
+        network::CallError::Timeout { timeout, .. } => CoordError::Timeout(timeout),
+        // Nothing was sent: safe to try again.
+        network::CallError::Unreachable { .. } => CoordError::Unavailable(e.to_string()),
+        network::CallError::Network { .. } => CoordError::ConnectionLost(e.to_string()),
+    })
+}
+
+/// Sends a follower's batch of writes to the current leader as one `ClientWrites` message.
+async fn forward_batch(
+    raft: Raft<TypeConfig>,
+    peers: Peers,
+    me: u64,
+    commands: Vec<Command>,
+    timeout: Duration,
+) -> Result<Vec<Result<Response, ForwardError>>, CoordError> {
+    let leader = raft.metrics().borrow().current_leader;
+    let Some(leader) = leader.filter(|l| *l != me) else {
+        // Leadership moved since the callers looked: they look again.
+        return Err(CoordError::NotLeader { leader });
+    };
+    match call_leader(
+        &raft,
+        &peers,
+        leader,
+        PeerRequest::ClientWrites(commands),
+        timeout,
+    )
+    .await?
+    {
+        PeerResponse::ClientWrites(results) => Ok(results),
+        other => Err(CoordError::Unavailable(format!(
+            "unexpected answer {other:?}"
+        ))),
     }
 }

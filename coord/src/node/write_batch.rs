@@ -1,5 +1,6 @@
 //! Write batching: client commands that arrive while the leader's Raft writes are in flight
-//! are proposed together as one log entry.
+//! are proposed together as one log entry, and a follower forwards the writes its clients send
+//! meanwhile to the leader together, in one peer message.
 //!
 //! openraft 0.9.25's core handles one `client_write` at a time: it appends the entry and awaits
 //! the log store's flush callback before it reads the next message (`RaftCore::append_to_log`),
@@ -15,6 +16,13 @@
 //! record and response, and a failing command does not affect the others. Commands keep their
 //! arrival order, in the queue and across entries, so a session's pipelined requests stay in
 //! request-id order.
+//!
+//! The same queue, as a [`ForwardBatcher`], carries a follower's writes to the leader: one
+//! `ClientWrites` message per batch instead of a message, a response and their task wake-ups
+//! per write. It does not hold commands back for a commit: up to [`MAX_FORWARDS_IN_FLIGHT`]
+//! messages go out at once, and before taking a batch the driver yields once, so the client
+//! connections woken in the same round (a commit answers many at once) queue their writes
+//! first and share the message.
 //!
 //! Proposals run on a spawned task, not in a caller's future, so a caller that gives up
 //! (timeout, dropped connection) never strands the commands batched with it.
@@ -32,6 +40,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{Notify, oneshot};
 
 use super::{CoordError, now_ms};
+use crate::raft::network::ForwardError;
 use crate::raft::types::{Proposal, TypeConfig};
 use crate::request::{Command, Op, Request, Response};
 
@@ -46,31 +55,166 @@ pub(crate) const MAX_BYTES: usize = 1 << 20;
 /// previous one replicates, instead of leaving its disk idle for a follower round trip.
 pub(crate) const MAX_IN_FLIGHT: usize = 2;
 
-type Waiter = oneshot::Sender<Result<Response, CoordError>>;
+/// Forwarded batches pending at once on a follower. A bound on the messages (and memory) in
+/// flight, not a pacing device: batching comes from the yield before each batch, so a write
+/// is not held back behind a commit while the leader could already queue it.
+pub(crate) const MAX_FORWARDS_IN_FLIGHT: usize = 16;
 
-/// Batches the leader's proposals; one per node.
-#[derive(Debug, Default)]
-pub(crate) struct WriteBatcher {
-    shared: Arc<Shared>,
+type Waiter<T> = oneshot::Sender<Result<T, CoordError>>;
+
+/// Batches commands into `propose(batch)` calls, each answering every command of its batch
+/// with a `T`.
+#[derive(Debug)]
+pub(crate) struct Batcher<T> {
+    shared: Arc<Shared<T>>,
+    /// Batches pending at once.
+    max_in_flight: usize,
+    /// Yield before taking a batch (see the module docs).
+    gather: bool,
 }
 
-#[derive(Debug, Default)]
-struct Shared {
-    queue: Mutex<Queue>,
+/// The leader's proposals: one log entry per batch.
+pub(crate) type WriteBatcher = Batcher<Response>;
+
+/// A follower's forwarded writes: one `ClientWrites` message per batch, each command answered
+/// by the leader on its own.
+pub(crate) type ForwardBatcher = Batcher<Result<Response, ForwardError>>;
+
+impl Default for WriteBatcher {
+    fn default() -> Self {
+        Batcher::new(MAX_IN_FLIGHT, false)
+    }
+}
+
+impl Default for ForwardBatcher {
+    fn default() -> Self {
+        Batcher::new(MAX_FORWARDS_IN_FLIGHT, true)
+    }
+}
+
+#[derive(Debug)]
+struct Shared<T> {
+    queue: Mutex<Queue<T>>,
     /// Wakes the driver when a command is queued while it waits for a proposal.
     arrived: Notify,
 }
 
-#[derive(Debug, Default)]
-struct Queue {
+#[derive(Debug)]
+struct Queue<T> {
     /// A driver task is running; it exits once the queue is empty and nothing is in flight.
     running: bool,
-    pending: VecDeque<(Command, Waiter)>,
+    pending: VecDeque<(Command, Waiter<T>)>,
 }
 
-fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+fn lock<T>(queue: &Mutex<Queue<T>>) -> MutexGuard<'_, Queue<T>> {
     // The critical sections only push to and drain the queue: a panic cannot leave it half done.
     queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<T: Send + 'static> Batcher<T> {
+    fn new(max_in_flight: usize, gather: bool) -> Self {
+        Batcher {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    running: false,
+                    pending: VecDeque::new(),
+                }),
+                arrived: Notify::new(),
+            }),
+            max_in_flight,
+            gather,
+        }
+    }
+
+    /// Queues `cmd` for the next `propose(batch)`, starting the driver if none runs, and
+    /// returns its own answer, waiting at most `timeout`.
+    pub(crate) async fn submit<F, Fut>(
+        &self,
+        cmd: Command,
+        propose: F,
+        timeout: Duration,
+    ) -> Result<T, CoordError>
+    where
+        F: Fn(Vec<Command>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<T>, CoordError>> + Send + 'static,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut one = None;
+        self.enqueue([cmd], propose, |rx| one = Some(rx));
+        match one {
+            Some(rx) => receive(rx, deadline, timeout).await,
+            None => Err(CoordError::Stopped("write batch abandoned".to_owned())),
+        }
+    }
+
+    /// [`Batcher::submit`] for several commands at once, queued together in order; one
+    /// answer per command, in the same order.
+    pub(crate) async fn submit_many<F, Fut>(
+        &self,
+        cmds: Vec<Command>,
+        propose: F,
+        timeout: Duration,
+    ) -> Vec<Result<T, CoordError>>
+    where
+        F: Fn(Vec<Command>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<T>, CoordError>> + Send + 'static,
+    {
+        if cmds.is_empty() {
+            return Vec::new();
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut receivers = Vec::with_capacity(cmds.len());
+        self.enqueue(cmds, propose, |rx| receivers.push(rx));
+        let mut answers = Vec::with_capacity(receivers.len());
+        for rx in receivers {
+            answers.push(receive(rx, deadline, timeout).await);
+        }
+        answers
+    }
+
+    /// Queues `cmds` in order under one lock, hands each one's receiver to `keep`, and wakes
+    /// (or starts) the driver once.
+    fn enqueue<F, Fut>(
+        &self,
+        cmds: impl IntoIterator<Item = Command>,
+        propose: F,
+        mut keep: impl FnMut(oneshot::Receiver<Result<T, CoordError>>),
+    ) where
+        F: Fn(Vec<Command>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Vec<T>, CoordError>> + Send + 'static,
+    {
+        let start = {
+            let mut queue = lock(&self.shared.queue);
+            for cmd in cmds {
+                let (tx, rx) = oneshot::channel();
+                queue.pending.push_back((cmd, tx));
+                keep(rx);
+            }
+            !std::mem::replace(&mut queue.running, true)
+        };
+        if start {
+            tokio::spawn(drive(
+                Arc::clone(&self.shared),
+                propose,
+                self.max_in_flight,
+                self.gather,
+            ));
+        } else {
+            self.shared.arrived.notify_one();
+        }
+    }
+}
+
+async fn receive<T>(
+    rx: oneshot::Receiver<Result<T, CoordError>>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<T, CoordError> {
+    match tokio::time::timeout_at(deadline, rx).await {
+        Err(_) => Err(CoordError::Timeout(timeout)),
+        Ok(Err(_)) => Err(CoordError::Stopped("write batch abandoned".to_owned())),
+        Ok(Ok(result)) => result,
+    }
 }
 
 impl WriteBatcher {
@@ -93,45 +237,38 @@ impl WriteBatcher {
         .await
     }
 
-    /// Queues `cmd` for the next `propose(batch)`, starting the driver if none runs.
-    async fn submit<F, Fut>(
+    /// [`WriteBatcher::write`] for several commands (a follower's forwarded batch), queued
+    /// together in order.
+    pub(crate) async fn write_many(
         &self,
-        cmd: Command,
-        propose: F,
+        raft: &Raft<TypeConfig>,
+        cmds: Vec<Command>,
+        round_timeout: Duration,
         timeout: Duration,
-    ) -> Result<Response, CoordError>
-    where
-        F: Fn(Vec<Command>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<Vec<Response>, CoordError>> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let start = {
-            let mut queue = lock(&self.shared.queue);
-            queue.pending.push_back((cmd, tx));
-            !std::mem::replace(&mut queue.running, true)
-        };
-        if start {
-            tokio::spawn(drive(Arc::clone(&self.shared), propose));
-        } else {
-            self.shared.arrived.notify_one();
-        }
-        match tokio::time::timeout(timeout, rx).await {
-            Err(_) => Err(CoordError::Timeout(timeout)),
-            Ok(Err(_)) => Err(CoordError::Stopped("write batch abandoned".to_owned())),
-            Ok(Ok(result)) => result,
-        }
+    ) -> Vec<Result<Response, CoordError>> {
+        let raft = raft.clone();
+        self.submit_many(
+            cmds,
+            move |commands| propose(raft.clone(), commands, round_timeout),
+            timeout,
+        )
+        .await
     }
 }
 
-/// Proposes batches while commands are queued, at most [`MAX_IN_FLIGHT`] at a time.
-async fn drive<F, Fut>(shared: Arc<Shared>, propose: F)
+/// Proposes batches while commands are queued, at most `max_in_flight` at a time.
+async fn drive<T, F, Fut>(shared: Arc<Shared<T>>, propose: F, max_in_flight: usize, gather: bool)
 where
     F: Fn(Vec<Command>) -> Fut,
-    Fut: Future<Output = Result<Vec<Response>, CoordError>>,
+    Fut: Future<Output = Result<Vec<T>, CoordError>>,
 {
     let mut in_flight = FuturesUnordered::new();
     loop {
-        if in_flight.len() < MAX_IN_FLIGHT {
+        if in_flight.len() < max_in_flight {
+            if gather && !lock(&shared.queue).pending.is_empty() {
+                // The tasks woken with the one that queued this command queue theirs first.
+                tokio::task::yield_now().await;
+            }
             let batch = {
                 let mut queue = lock(&shared.queue);
                 if queue.pending.is_empty() && in_flight.is_empty() {
@@ -141,13 +278,14 @@ where
                 take_batch(&mut queue.pending)
             };
             if !batch.is_empty() {
-                let (commands, waiters): (Vec<Command>, Vec<Waiter>) = batch.into_iter().unzip();
+                let (commands, waiters): (Vec<Command>, Vec<Waiter<T>>) = batch.into_iter().unzip();
                 let result = propose(commands);
                 let mut proposal = Box::pin(async move { (result.await, waiters) });
-                // The first poll hands the entry to openraft's core (an unbounded channel
-                // send). Doing it now, before the next batch is taken, keeps entries in the
-                // order their commands arrived, which a session's pipelined requests rely on;
-                // `FuturesUnordered` promises no polling order.
+                // The first poll hands the batch on (the entry to openraft's core, an unbounded
+                // channel send; a forwarded batch to the leader's connection). Doing it now,
+                // before the next batch is taken, keeps batches in the order their commands
+                // arrived, which a session's pipelined requests rely on; `FuturesUnordered`
+                // promises no polling order.
                 match futures::poll!(proposal.as_mut()) {
                     std::task::Poll::Ready((result, waiters)) => answer(result, waiters),
                     std::task::Poll::Pending => in_flight.push(proposal),
@@ -157,13 +295,13 @@ where
         }
         tokio::select! {
             Some((result, waiters)) = in_flight.next() => answer(result, waiters),
-            () = shared.arrived.notified(), if in_flight.len() < MAX_IN_FLIGHT => {}
+            () = shared.arrived.notified(), if in_flight.len() < max_in_flight => {}
         }
     }
 }
 
 /// The next batch: queued commands in order, up to [`MAX_COMMANDS`] and [`MAX_BYTES`].
-fn take_batch(pending: &mut VecDeque<(Command, Waiter)>) -> Vec<(Command, Waiter)> {
+fn take_batch<T>(pending: &mut VecDeque<(Command, Waiter<T>)>) -> Vec<(Command, Waiter<T>)> {
     let mut batch = Vec::new();
     let mut bytes = 0;
     while batch.len() < MAX_COMMANDS {
@@ -206,7 +344,7 @@ fn payload_bytes(cmd: &Command) -> usize {
 }
 
 /// Hands each command of a batch its own response, or the batch's error.
-fn answer(result: Result<Vec<Response>, CoordError>, waiters: Vec<Waiter>) {
+fn answer<T>(result: Result<Vec<T>, CoordError>, waiters: Vec<Waiter<T>>) {
     match result {
         Ok(responses) if responses.len() == waiters.len() => {
             for (waiter, response) in waiters.into_iter().zip(responses) {
@@ -391,7 +529,7 @@ mod tests {
     /// A full queue is split at [`MAX_COMMANDS`].
     #[test]
     fn batches_are_capped_by_count_and_bytes() {
-        let mut pending: VecDeque<(Command, Waiter)> = (0..MAX_COMMANDS as u64 + 5)
+        let mut pending: VecDeque<(Command, Waiter<Response>)> = (0..MAX_COMMANDS as u64 + 5)
             .map(|id| (sync_cmd(id), oneshot::channel().0))
             .collect();
         assert_eq!(take_batch(&mut pending).len(), MAX_COMMANDS);
@@ -406,7 +544,7 @@ mod tests {
                 version: None,
             }),
         };
-        let mut pending: VecDeque<(Command, Waiter)> =
+        let mut pending: VecDeque<(Command, Waiter<Response>)> =
             (0..3).map(|id| (big(id), oneshot::channel().0)).collect();
         assert_eq!(
             take_batch(&mut pending).len(),
@@ -452,6 +590,38 @@ mod tests {
             .await
             .expect("write");
         assert_eq!(ok, Response::Synced);
+    }
+
+    /// Commands queued together go out in one batch, in order, and each caller gets the
+    /// answer of its own command.
+    #[tokio::test]
+    async fn commands_queued_together_share_a_batch_and_get_their_own_answers() {
+        let batcher: Batcher<u64> = Batcher::new(MAX_FORWARDS_IN_FLIGHT, true);
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&sizes);
+        let echo = move |commands: Vec<Command>| {
+            seen.lock().expect("lock").push(commands.len());
+            let ids: Vec<u64> = commands
+                .iter()
+                .map(|c| match c {
+                    Command::Write { request_id, .. } => *request_id,
+                    _ => 0,
+                })
+                .collect();
+            async move { Ok(ids) }
+        };
+        let answers = batcher
+            .submit_many((1..=40).map(sync_cmd).collect(), echo, WAIT)
+            .await;
+        let answers: Vec<u64> = answers.into_iter().map(|a| a.expect("answer")).collect();
+        assert_eq!(answers, (1..=40).collect::<Vec<_>>());
+        assert_eq!(*sizes.lock().expect("lock"), vec![40], "one batch");
+        assert!(
+            batcher
+                .submit_many(Vec::new(), |_| async { Ok(Vec::new()) }, WAIT)
+                .await
+                .is_empty()
+        );
     }
 
     /// A batch answered with the wrong number of responses fails its commands rather than

@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::harness::{Cluster, bounded, get, put, session};
+use vigil_coord::node::CoordError;
+use vigil_coord::{CreateMode, OpResult, Response, SessionId};
+
+use super::harness::{Cluster, bounded, create, get, put, session};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_elect_a_leader_and_serve_writes_from_any_node() {
@@ -85,6 +88,61 @@ async fn three_nodes_elect_a_leader_and_serve_writes_from_any_node() {
             assert!(get(node, "/fwd-49").await.is_some(), "node {}", node.id());
         }
         cluster.shutdown().await;
+    })
+    .await;
+}
+
+/// Writes a follower's clients send at the same time (forwarded to the leader in shared
+/// `ClientWrites` messages) each get their own answer: their own created path, and a refusal
+/// for the one whose session the leader does not know, without failing the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_through_a_follower_each_get_their_own_answer() {
+    bounded("forwarded batch test", Duration::from_secs(30), async {
+        let cluster = Cluster::start("fwdbatch", 3).await;
+        let leader = cluster.leader(Duration::from_secs(5)).await;
+        let follower = cluster.node(cluster.follower_of(leader)).clone();
+        // A session per writer: one session's concurrent requests could arrive out of
+        // request-id order, which dedupe refuses as stale.
+        let mut sessions = Vec::new();
+        for _ in 1..=64 {
+            sessions.push(session(&follower, 10_000).await);
+        }
+        sessions[32] = SessionId(u64::MAX);
+
+        let writes: Vec<_> = (1..=64u64)
+            .map(|i| {
+                let node = follower.clone();
+                let who = sessions[i as usize - 1];
+                let path = format!("/fwd-{i}");
+                tokio::spawn(async move {
+                    let answer = node
+                        .write(create(who, i, &path, b"x", CreateMode::Persistent))
+                        .await;
+                    (path, answer)
+                })
+            })
+            .collect();
+        for (i, w) in writes.into_iter().enumerate() {
+            let (path, answer) = w.await.expect("write task");
+            if i + 1 == 33 {
+                // Refused by the leader's tracker or by the state machine; either way alone.
+                let refused = match &answer {
+                    Err(CoordError::SessionExpired) => true,
+                    Ok(r) => r.error() == Some(vigil_coord::Error::SessionExpired),
+                    Err(_) => false,
+                };
+                assert!(refused, "{path}: {answer:?}");
+                continue;
+            }
+            match answer.expect("write") {
+                Response::Op(OpResult::Created { path: got, .. }) => assert_eq!(got, path),
+                other => panic!("{path}: unexpected {other:?}"),
+            }
+        }
+        for node in cluster.live() {
+            assert_eq!(get(node, "/fwd-64").await.as_deref(), Some(&b"x"[..]));
+            assert_eq!(get(node, "/fwd-33").await, None, "node {}", node.id());
+        }
     })
     .await;
 }

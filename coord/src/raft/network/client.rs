@@ -205,7 +205,7 @@ impl PeerClient {
             stream.set_nodelay(true)?;
             tls::connect(stream, self.tls.as_ref(), &self.addr).await
         };
-        let (mut reader, writer) =
+        let (reader, writer) =
             match tokio::time::timeout(timeout.min(CONNECT_TIMEOUT), connect).await {
                 Ok(Ok(halves)) => halves,
                 Ok(Err(e)) => return Err(self.failed(&mut link, e.to_string())),
@@ -221,6 +221,7 @@ impl PeerClient {
         let pending = Arc::clone(&conn.pending);
         let closed = Arc::clone(&conn.closed);
         let addr = self.addr.clone();
+        let mut reader = tokio::io::BufReader::with_capacity(frame::READ_BUFFER, reader);
         tokio::spawn(async move {
             loop {
                 match frame::read::<_, Envelope<PeerResponse>>(&mut reader).await {

@@ -16,6 +16,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// announcing more is broken or hostile, and the connection is dropped rather than allocating.
 pub const MAX_FRAME: usize = 64 << 20;
 
+/// Read buffer of a peer connection. Frames are read through it, so the length prefix, the
+/// body and whatever frames arrived with them cost one `recv` rather than two per frame.
+pub(crate) const READ_BUFFER: usize = 64 << 10;
+
 /// Encodes `msg` as one frame (length prefix included).
 pub(crate) fn encode<T: Serialize>(msg: &T) -> io::Result<Vec<u8>> {
     let mut buf = postcard::to_extend(msg, vec![0; 4]).map_err(io::Error::other)?;

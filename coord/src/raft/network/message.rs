@@ -40,6 +40,12 @@ pub enum PeerRequest {
     /// What Raft state the receiver holds: a node about to bootstrap a cluster asks its peers
     /// first, so that it never starts a second cluster beside an existing one.
     Probe,
+    /// Client writes forwarded to the leader together: each is handled like a
+    /// [`PeerRequest::ClientWrite`] of its own, queued in this order. Last, so that the other
+    /// variants keep their postcard encoding. A leader older than this variant cannot decode
+    /// it and drops the connection: during a rolling upgrade, writes sent to upgraded
+    /// followers fail (after retries) until the leader is upgraded too.
+    ClientWrites(Vec<Command>),
 }
 
 /// The answer to [`PeerRequest::Probe`].
@@ -93,4 +99,6 @@ pub enum PeerResponse {
     Probe(PeerProbe),
     /// The request could not be decoded or handled at all.
     Refused(String),
+    /// See [`PeerRequest::ClientWrites`]: one result per command, in order.
+    ClientWrites(Vec<Result<Response, ForwardError>>),
 }

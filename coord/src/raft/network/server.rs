@@ -2,12 +2,16 @@
 //!
 //! Each connection has a reader loop and a writer task. Every request runs in its own task, so a
 //! slow one (a forwarded write waiting for commit, a snapshot install) does not hold up the
-//! heartbeats behind it; responses go back tagged with their request's id. Stopping the server
-//! (its shutdown future completing) aborts every connection and request task.
+//! heartbeats behind it; responses go back tagged with their request's id. Frames are read
+//! through a buffer, and the writer sends every response ready at once in one write, so a busy
+//! connection costs a few syscalls per round rather than two reads and a write per message.
+//! Stopping the server (its shutdown future completing) aborts every connection and request
+//! task.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -21,6 +25,9 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5)
 
 /// Responses queued per connection before its request tasks wait for the socket.
 const RESPONSE_QUEUE: usize = 256;
+
+/// Bytes of queued responses after which the writer stops adding more to one write.
+const COALESCE_BYTES: usize = 64 << 10;
 
 /// What serves peer requests (the node).
 pub trait PeerHandler: Send + Sync + 'static {
@@ -59,7 +66,7 @@ pub async fn serve<H: PeerHandler>(
 
 async fn connection<H: PeerHandler>(stream: TcpStream, handler: Arc<H>, tls: Option<PeerTls>) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) =
+    let (reader, mut writer) =
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls::accept(stream, tls.as_ref())).await {
             Ok(Ok(halves)) => halves,
             Ok(Err(e)) => {
@@ -71,13 +78,32 @@ async fn connection<H: PeerHandler>(stream: TcpStream, handler: Arc<H>, tls: Opt
                 return;
             }
         };
+    let mut reader = BufReader::with_capacity(frame::READ_BUFFER, reader);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(RESPONSE_QUEUE);
     let mut tasks = JoinSet::new();
     tasks.spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if let Err(e) = frame::write(&mut writer, &frame).await {
+        let mut batch = Vec::new();
+        while let Some(first) = rx.recv().await {
+            // Responses that are ready meanwhile go out in the same write.
+            let out = match rx.try_recv() {
+                Err(_) => first,
+                Ok(second) => {
+                    batch.clear();
+                    batch.extend_from_slice(&first);
+                    batch.extend_from_slice(&second);
+                    while batch.len() < COALESCE_BYTES {
+                        let Ok(next) = rx.try_recv() else { break };
+                        batch.extend_from_slice(&next);
+                    }
+                    std::mem::take(&mut batch)
+                }
+            };
+            if let Err(e) = frame::write(&mut writer, &out).await {
                 tracing::debug!(error = %e, "writing to peer failed");
                 break;
+            }
+            if out.capacity() <= COALESCE_BYTES * 2 {
+                batch = out;
             }
         }
     });
