@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     writes: write_batch::WriteBatcher,
     /// Forwards this node's writes to the leader in batches (when it is not the leader).
     forwards: write_batch::ForwardBatcher,
+    /// The leader that last refused such a batch (an older version), and when.
+    batch_refusal: requests::BatchRefusal,
 }
 
 impl std::fmt::Debug for CoordNode {
@@ -167,6 +169,7 @@ impl CoordNode {
             reads: read_batch::ReadBatcher::default(),
             writes: write_batch::WriteBatcher::default(),
             forwards: write_batch::ForwardBatcher::default(),
+            batch_refusal: requests::BatchRefusal::default(),
         });
         let server = {
             let mut stopped = inner.stop.subscribe();

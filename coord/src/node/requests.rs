@@ -2,6 +2,7 @@
 //! the leader-side handling of writes, read indexes and heartbeats. See the module docs of
 //! [`super`] for the retry rules.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use openraft::{Raft, ServerState};
@@ -98,10 +99,31 @@ impl Inner {
     /// (see `write_batch`). The batch goes to whoever leads when it is sent; a batch that finds
     /// no leader, or this node leading, fails with `NotLeader`, which the caller retries.
     async fn forward_write(&self, cmd: Command, timeout: Duration) -> Result<Response, CoordError> {
+        let leader = self.raft.metrics().borrow().current_leader;
+        if let Some(leader) = leader.filter(|&l| self.batches_refused_by(l)) {
+            // A leader that does not know `ClientWrites` (an older version during a rolling
+            // upgrade) gets one message per write, as it expects.
+            return match self
+                .forward(leader, PeerRequest::ClientWrite(cmd), timeout)
+                .await?
+            {
+                PeerResponse::ClientWrite(result) => result.map_err(CoordError::from),
+                other => Err(CoordError::Unavailable(format!(
+                    "unexpected answer {other:?}"
+                ))),
+            };
+        }
         let (raft, peers, me) = (self.raft.clone(), self.peers.clone(), self.id);
+        let refused = Arc::clone(&self.batch_refusal);
         let round_timeout = self.config.request_timeout;
-        let send =
-            move |commands| forward_batch(raft.clone(), peers.clone(), me, commands, round_timeout);
+        let send = move |commands| {
+            forward_batch(
+                (raft.clone(), peers.clone(), me),
+                commands,
+                round_timeout,
+                Arc::clone(&refused),
+            )
+        };
         self.forwards
             .submit(cmd, send, timeout)
             .await?
@@ -278,13 +300,34 @@ async fn call_leader(
     })
 }
 
+/// How long a leader that refused a `ClientWrites` message gets single writes before batches
+/// are tried on it again (it may have been upgraded meanwhile).
+const BATCH_REFUSAL_FOR: Duration = Duration::from_secs(30);
+
+/// Which leader last refused a batch of forwarded writes, and when.
+pub(super) type BatchRefusal = Arc<Mutex<Option<(u64, Instant)>>>;
+
+impl Inner {
+    /// Whether `leader` refused a batch of forwarded writes in the last
+    /// [`BATCH_REFUSAL_FOR`].
+    fn batches_refused_by(&self, leader: u64) -> bool {
+        let refusal = *self
+            .batch_refusal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        refusal.is_some_and(|(by, at)| by == leader && at.elapsed() < BATCH_REFUSAL_FOR)
+    }
+}
+
 /// Sends a follower's batch of writes to the current leader as one `ClientWrites` message.
+/// A leader that answers `Refused` (it does not know the message) is remembered in `refusal`
+/// and the batch fails as `Unavailable`: nothing was done, so each caller's retry goes out
+/// as a single write (see `forward_write`).
 async fn forward_batch(
-    raft: Raft<TypeConfig>,
-    peers: Peers,
-    me: u64,
+    (raft, peers, me): (Raft<TypeConfig>, Peers, u64),
     commands: Vec<Command>,
     timeout: Duration,
+    refusal: BatchRefusal,
 ) -> Result<Vec<Result<Response, ForwardError>>, CoordError> {
     let leader = raft.metrics().borrow().current_leader;
     let Some(leader) = leader.filter(|l| *l != me) else {
@@ -301,6 +344,14 @@ async fn forward_batch(
     .await?
     {
         PeerResponse::ClientWrites(results) => Ok(results),
+        PeerResponse::Refused(why) => {
+            tracing::warn!(leader, %why, "the leader refused batched writes; sending them one by one");
+            *refusal.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((leader, Instant::now()));
+            Err(CoordError::Unavailable(format!(
+                "leader {leader} refused batched writes: {why}"
+            )))
+        }
         other => Err(CoordError::Unavailable(format!(
             "unexpected answer {other:?}"
         ))),

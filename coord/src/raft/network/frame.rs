@@ -44,6 +44,17 @@ pub(crate) async fn write<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> io:
 pub(crate) async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(
     r: &mut R,
 ) -> io::Result<Option<T>> {
+    let Some(buf) = read_bytes(r).await? else {
+        return Ok(None);
+    };
+    postcard::from_bytes(&buf)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Reads one frame's body without decoding it; `None` on a clean end of stream before a frame
+/// starts. For a reader that must answer even a frame it cannot decode.
+pub(crate) async fn read_bytes<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -59,9 +70,7 @@ pub(crate) async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(
     }
     let mut buf = vec![0; len];
     r.read_exact(&mut buf).await?;
-    postcard::from_bytes(&buf)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    Ok(Some(buf))
 }
 
 #[cfg(test)]

@@ -42,9 +42,11 @@ pub enum PeerRequest {
     Probe,
     /// Client writes forwarded to the leader together: each is handled like a
     /// [`PeerRequest::ClientWrite`] of its own, queued in this order. Last, so that the other
-    /// variants keep their postcard encoding. A leader older than this variant cannot decode
-    /// it and drops the connection: during a rolling upgrade, writes sent to upgraded
-    /// followers fail (after retries) until the leader is upgraded too.
+    /// variants keep their postcard encoding. A peer that cannot decode a request
+    /// whose id it can read answers [`PeerResponse::Refused`]; a follower refused a batch
+    /// sends that leader single `ClientWrite`s for a while. (A leader from before that rule
+    /// drops the connection instead, and writes through upgraded followers fail until it is
+    /// upgraded too.)
     ClientWrites(Vec<Command>),
 }
 

@@ -108,7 +108,23 @@ async fn connection<H: PeerHandler>(stream: TcpStream, handler: Arc<H>, tls: Opt
         }
     });
     loop {
-        match frame::read::<_, Envelope<PeerRequest>>(&mut reader).await {
+        let envelope = match frame::read_bytes(&mut reader).await {
+            Ok(Some(bytes)) => match decode_request(&bytes) {
+                Ok(envelope) => Ok(Some(envelope)),
+                Err(refusal) => {
+                    // A request this version does not know (a newer peer) or cannot decode,
+                    // whose id could still be read: refused by answer, the connection kept.
+                    let Some(frame) = refusal else { break };
+                    if tx.send(frame).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            },
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match envelope {
             Ok(Some(Envelope { id, body })) => {
                 let handler = Arc::clone(&handler);
                 let tx = tx.clone();
@@ -141,4 +157,64 @@ async fn connection<H: PeerHandler>(stream: TcpStream, handler: Arc<H>, tls: Opt
     // Let in-flight requests answer before the writer goes away with `tasks`.
     drop(tx);
     while tasks.join_next().await.is_some() {}
+}
+
+/// Decodes a request frame. When it cannot, the `Err` holds the encoded `Refused` answer for
+/// the request's id if the id itself could be read (postcard writes the envelope's id first),
+/// or `None` if not even that: then the stream is not ours to answer and the connection goes.
+fn decode_request(bytes: &[u8]) -> Result<Envelope<PeerRequest>, Option<Vec<u8>>> {
+    match postcard::from_bytes::<Envelope<PeerRequest>>(bytes) {
+        Ok(envelope) => Ok(envelope),
+        Err(e) => {
+            let Ok((id, _)) = postcard::take_from_bytes::<u64>(bytes) else {
+                tracing::debug!(error = %e, "undecodable peer frame; closing the connection");
+                return Err(None);
+            };
+            tracing::warn!(id, error = %e, "refusing a peer request this version cannot decode");
+            let refusal = Envelope {
+                id,
+                body: PeerResponse::Refused(format!("request not understood: {e}")),
+            };
+            Err(frame::encode(&refusal).ok())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_of_an_unknown_kind_is_refused_by_id_and_garbage_closes() {
+        // What a newer peer could send: the envelope's id, then a request variant this
+        // version does not have (postcard: the variant index as a varint).
+        let mut unknown = postcard::to_allocvec(&42u64).expect("encode id");
+        unknown.extend_from_slice(&[0x7f, 1, 2, 3]);
+        let Err(Some(frame)) = decode_request(&unknown) else {
+            panic!("an unknown request with a readable id must be refused by answer");
+        };
+        let refusal: Envelope<PeerResponse> =
+            postcard::from_bytes(&frame[4..]).expect("a decodable answer");
+        assert_eq!(refusal.id, 42);
+        assert!(
+            matches!(&refusal.body, PeerResponse::Refused(why) if why.contains("not understood")),
+            "{:?}",
+            refusal.body
+        );
+        // Not even an id: nothing to answer.
+        assert!(matches!(decode_request(&[]), Err(None)));
+        // A known request still decodes.
+        let probe = postcard::to_allocvec(&Envelope {
+            id: 7,
+            body: PeerRequest::Probe,
+        })
+        .expect("encode");
+        assert!(matches!(
+            decode_request(&probe),
+            Ok(Envelope {
+                id: 7,
+                body: PeerRequest::Probe
+            })
+        ));
+    }
 }
