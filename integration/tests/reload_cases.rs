@@ -120,12 +120,13 @@ impl Side {
     /// Rewrites the config for `other` and reloads with SIGHUP, or with `vigilctl reload` when
     /// `ctl`; waits until the reload is logged and returns its log line.
     fn reload(&self, other: Option<&Other>, ctl: bool) -> String {
+        self.reload_as(&node(self.priority, other, &self.notified), ctl)
+    }
+
+    /// [`Side::reload`] with the config of `node`.
+    fn reload_as(&self, node: &Node, ctl: bool) -> String {
         let before = self.reloads();
-        let text = config(
-            &self.daemon.host,
-            &node(self.priority, other, &self.notified),
-            &self.daemon.state,
-        );
+        let text = config(&self.daemon.host, node, &self.daemon.state);
         std::fs::write(&self.daemon.config, text).expect("rewrite config");
         if ctl {
             let out = vigilctl(&self.daemon.host, &["reload"]);
@@ -310,17 +311,7 @@ fn a_changed_notify_script_applies_in_place_from_the_next_transition() {
     let new_out = lb1
         .write_file("notified-new", "")
         .expect("new notify output");
-    let text = config(&lb1, &node(150, None, &new_out), &s1.daemon.state);
-    std::fs::write(&s1.daemon.config, text).expect("rewrite config");
-    let before = s1.reloads();
-    s1.daemon.process.signal(Signal::SIGHUP).expect("SIGHUP");
-    wait_for("the reload", SETTLE, || s1.reloads() > before)
-        .unwrap_or_else(|e| panic!("{e}\n{}", s1.daemon.process.log()));
-    let log = s1.daemon.process.log();
-    let line = log
-        .lines()
-        .rfind(|l| l.contains("VRRP instances reloaded"))
-        .unwrap_or_default();
+    let line = s1.reload_as(&node(150, None, &new_out), false);
     assert!(line.contains("updated=[\"vi_web\"]"), "{line}");
     // Long enough for a restarted instance to hand over and come back (3 intervals + skew).
     std::thread::sleep(Duration::from_secs(1));
@@ -462,17 +453,7 @@ fn a_track_script_added_by_sighup_keeps_the_master_and_lowers_it_once_it_fails()
          interval = \"100ms\"\ntimeout = \"1s\"\nfall = 2\nrise = 1\n",
         maintenance.display()
     );
-    let reloads = s1.reloads();
-    std::fs::write(&s1.daemon.config, config(&lb1, &tracked, &s1.daemon.state))
-        .expect("rewrite config");
-    s1.daemon.process.signal(Signal::SIGHUP).expect("SIGHUP");
-    wait_for("the reload", SETTLE, || s1.reloads() > reloads)
-        .unwrap_or_else(|e| panic!("{e}\n{}", s1.daemon.process.log()));
-    let log = s1.daemon.process.log();
-    let line = log
-        .lines()
-        .rfind(|l| l.contains("VRRP instances reloaded"))
-        .unwrap_or_default();
+    let line = s1.reload_as(&tracked, false);
     assert!(
         line.contains("updated=[\"vi_web\"]") && line.contains("restarted=[]"),
         "applied in place, not by a restart: {line}"
@@ -527,17 +508,7 @@ fn a_track_script_added_by_sighup_keeps_the_master_and_lowers_it_once_it_fails()
     // 150 but leaves lb2 (100) master.
     let mut calm = node(150, None, &s1.notified);
     calm.preempt = false;
-    let reloads = s1.reloads();
-    std::fs::write(&s1.daemon.config, config(&lb1, &calm, &s1.daemon.state))
-        .expect("rewrite config");
-    s1.daemon.process.signal(Signal::SIGHUP).expect("SIGHUP");
-    wait_for("the reload", SETTLE, || s1.reloads() > reloads)
-        .unwrap_or_else(|e| panic!("{e}\n{}", s1.daemon.process.log()));
-    let log = s1.daemon.process.log();
-    let line = log
-        .lines()
-        .rfind(|l| l.contains("VRRP instances reloaded"))
-        .unwrap_or_default();
+    let line = s1.reload_as(&calm, false);
     assert!(
         line.contains("updated=[\"vi_web\"]") && line.contains("restarted=[]"),
         "{line}"
