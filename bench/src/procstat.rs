@@ -52,6 +52,35 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// The 1, 5 and 15-minute load averages of `/proc/loadavg`, space-separated ("?" if
+/// unreadable): the record of how busy the machine was around a measurement.
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "?".to_owned(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
+/// Fails unless the soft limit on open files leaves room for `servers` listeners (one
+/// descriptor each) plus the connections checking them.
+pub fn ensure_open_files(servers: usize) -> anyhow::Result<()> {
+    let limit = fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    if let Some(limit) = limit
+        && limit < servers + 2048
+    {
+        bail!(
+            "{servers} servers need about {} open files; the limit is {limit} (raise it with ulimit -n)",
+            servers + 2048
+        );
+    }
+    Ok(())
+}
+
 /// CPU time (user + system, every thread) this process has used so far.
 pub fn own_cpu() -> anyhow::Result<Duration> {
     let line = fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;

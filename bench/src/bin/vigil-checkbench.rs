@@ -118,13 +118,6 @@ fn vm_settings(cli: &Cli) -> vm::VmSettings {
     }
 }
 
-/// The soft limit on open files: the fleet holds one descriptor per server, plus connections.
-fn open_files_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
 fn run(mut cli: Cli) -> anyhow::Result<()> {
     if cli.quick {
         (cli.servers, cli.warmup_secs, cli.window_secs, cli.kills) = (1000, 3, 5, 3);
@@ -132,15 +125,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     if cli.interval_ms == 0 || cli.timeout_ms == 0 || cli.window_secs == 0 {
         bail!("--interval-ms, --timeout-ms and --window-secs must be positive");
     }
-    if let Some(limit) = open_files_limit()
-        && limit < cli.servers + 2048
-    {
-        bail!(
-            "{} servers need about {} open files; the limit is {limit} (raise it with ulimit -n)",
-            cli.servers,
-            cli.servers + 2048
-        );
-    }
+    vigil_bench::procstat::ensure_open_files(cli.servers)?;
     let bins = Binaries::find()?;
     let interval = Duration::from_millis(cli.interval_ms);
     let timeout = Duration::from_millis(cli.timeout_ms);

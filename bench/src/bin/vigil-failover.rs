@@ -215,11 +215,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
 
 /// `/proc/loadavg`'s three averages, for the record of how busy the machine was.
 fn loadavg() -> String {
-    let avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!(
-        "load average {}",
-        avg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-    )
+    format!("load average {}", vigil_bench::procstat::load_average())
 }
 
 /// One row per interval: each implementation's outages after `fault`.

@@ -53,14 +53,6 @@ pub enum Outcome {
     Refused(String),
 }
 
-/// One minute, five minute and fifteen minute load averages.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "?".to_owned(),
-        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    )
-}
-
 /// Starts `implementation` on `host` against the fleet with `settings.plan`.
 pub fn start(
     bins: &Binaries,
@@ -145,7 +137,7 @@ pub fn measure(daemon: &Process, fleet: &Fleet, settings: &Settings) -> anyhow::
         std::thread::sleep(Duration::from_millis(200));
     }
     let downs_before = downs(&own_log(daemon)).count();
-    let load_start = loadavg();
+    let load_start = crate::procstat::load_average();
     let (conns, answered) = (fleet.connections(), fleet.answered());
     let own_before = crate::procstat::own_cpu()?;
     let meter = Meter::start(&[daemon.pid()])?;
@@ -167,7 +159,7 @@ pub fn measure(daemon: &Process, fleet: &Fleet, settings: &Settings) -> anyhow::
         usage: windows[0],
         processes,
         false_downs: downs(&own_log(daemon)).count() - downs_before,
-        loadavg: (load_start, loadavg()),
+        loadavg: (load_start, crate::procstat::load_average()),
         fleet_cpu_percent: own.as_secs_f64() / windows[0].elapsed.as_secs_f64() * 100.0,
     }))
 }

@@ -68,9 +68,13 @@ pub fn run(
         .collect::<anyhow::Result<Vec<_>>>()?;
     // A few seconds of steady adverts before the hog starts.
     std::thread::sleep(Duration::from_secs(3));
+    // How many lines each log had: what came after them came during the hog.
     let before: Vec<_> = pairs
         .iter()
-        .map(|p| (p.transitions(), p.late_wakeups()))
+        .map(|p| {
+            let ((m, b), (lm, lb)) = (p.transitions(), p.late_wakeups());
+            [m.len(), b.len(), lm.len(), lb.len()]
+        })
         .collect();
     let until = Instant::now() + duration;
     let spinners = hog(until, threads);
@@ -89,25 +93,29 @@ pub fn run(
     let flaps = pairs
         .iter()
         .zip(before)
-        .map(|(pair, ((m0, b0), (lm0, lb0)))| {
+        .map(|(pair, [m0, b0, lm0, lb0])| {
             let (m, b) = pair.transitions();
             let (lm, lb) = pair.late_wakeups();
+            let tagged = |tag: &str, lines: &[String]| -> Vec<String> {
+                lines.iter().map(|l| format!("{tag} {l}")).collect()
+            };
             Flaps {
                 implementation: pair.implementation,
-                master_transitions: m[m0.len().min(m.len())..].to_vec(),
-                backup_transitions: b[b0.len().min(b.len())..].to_vec(),
+                master_transitions: since(&m, m0).to_vec(),
+                backup_transitions: since(&b, b0).to_vec(),
                 steady_after: pair.steady(),
-                late_wakeups: lm[lm0.len().min(lm.len())..]
-                    .iter()
-                    .map(|l| format!("lb1 {l}"))
-                    .chain(
-                        lb[lb0.len().min(lb.len())..]
-                            .iter()
-                            .map(|l| format!("lb2 {l}")),
-                    )
-                    .collect(),
+                late_wakeups: [
+                    tagged("lb1", since(&lm, lm0)),
+                    tagged("lb2", since(&lb, lb0)),
+                ]
+                .concat(),
             }
         })
         .collect();
     Ok((flaps, summary))
+}
+
+/// The lines of `all` after its first `seen`.
+fn since(all: &[String], seen: usize) -> &[String] {
+    &all[seen.min(all.len())..]
 }

@@ -125,15 +125,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if cli.servers == 0 || cli.rate == 0 || cli.timeout_ms == 0 || cli.window_secs == 0 {
         bail!("--servers, --rate, --timeout-ms and --window-secs must be positive");
     }
-    if let Some(limit) = open_files_limit()
-        && limit < cli.servers + 2048
-    {
-        bail!(
-            "{} servers need about {} open files; the limit is {limit} (raise it with ulimit -n)",
-            cli.servers,
-            cli.servers + 2048
-        );
-    }
+    vigil_bench::procstat::ensure_open_files(cli.servers)?;
     let plan = Plan {
         targets: cli.servers,
         rate: cli.rate,
@@ -240,17 +232,8 @@ fn render(rows: &[&Row]) -> String {
 
 /// The one-minute load average, as `uptime` shows it.
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
-}
-
-/// The soft limit on open files: the fleet holds one descriptor per server, plus connections.
-fn open_files_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+    let all = vigil_bench::procstat::load_average();
+    all.split(' ').next().unwrap_or("?").to_owned()
 }
 
 #[cfg(test)]
