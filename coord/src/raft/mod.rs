@@ -47,7 +47,11 @@
 //! # fsync policy
 //!
 //! - `append`: the whole batch is one positioned write, readable once `append` returns (as
-//!   openraft requires). The `fdatasync` runs on the store's flusher thread (`flusher.rs`),
+//!   openraft requires). The active segment is kept zero-filled
+//!   ([`LogOptions::prealloc_bytes`], 1 MiB by default) ahead of the appends, so that their
+//!   `fdatasync` overwrites allocated blocks of a file whose size does not change and has no
+//!   metadata to put through the file system's journal (ext4 on this project's test machine:
+//!   0.15 ms instead of 0.25 ms per fsync, measured with 8 KiB writes). The `fdatasync` runs on the store's flusher thread (`flusher.rs`),
 //!   which takes every batch queued so far, fsyncs each segment file they touched once (and
 //!   the directory after a new segment), and only then invokes their `LogFlushed` callbacks,
 //!   in order (group commit). So there is at most one fsync per `append` call, and fewer when
@@ -74,12 +78,18 @@
 //!
 //! - Leftover `*.tmp` files are deleted (the old value is still in place).
 //! - Every segment is scanned and every record's CRC and index checked.
-//! - **Torn tail**: at the end of the *last* segment, an incomplete record, a record with a bad
-//!   CRC that ends exactly at end of file, or a run of zero bytes is what a crash during an
-//!   unacknowledged `append` leaves; it is cut off with a warning. A last segment left with no
-//!   complete record (or a torn header) is removed. Bit rot in that very last record, or in a
-//!   length field of the last segment, looks the same and is treated the same: a checksum cannot
-//!   tell which bytes were acknowledged, and the warning says how many bytes were dropped.
+//! - **Free space**: zeros after the last record of a segment are space preallocated for
+//!   appends (see the fsync policy), in any segment, and are kept. Zeros cannot hide lost
+//!   records of a sealed segment: the next segment's `prev_last` names its real end.
+//! - **Torn tail**: in the *last* segment, what a crash during an unacknowledged `append`
+//!   leaves is cut off with a warning: an incomplete record (running past the end of the
+//!   file), a record with a bad CRC that ends exactly at end of file, or a record with a bad
+//!   CRC that overlaps a sector of zeros (a disk writes a 512-byte sector whole or not at all,
+//!   so a torn write into preallocated space leaves whole zero sectors; the same test etcd's
+//!   WAL applies). A last segment left with no complete record (or a torn header) is removed.
+//!   Bit rot in that very last record, or in a length field of the last segment, can look the
+//!   same and is treated the same: a checksum cannot tell which bytes were acknowledged, and
+//!   the warning says how many bytes were dropped. Bit rot that zeroes nothing is refused.
 //! - **Corruption**: a bad CRC or a cut record anywhere else, a record whose index is not the one
 //!   its position implies, a segment whose `prev_last` does not match the end of its predecessor
 //!   (or, for the first one, the purge point), an empty segment that is not the last, or a log

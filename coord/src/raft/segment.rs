@@ -14,6 +14,8 @@
 //! ```
 
 use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +94,9 @@ pub(crate) struct Segment {
     pub(crate) offsets: Vec<u64>,
     /// End of the last durable record; appends go here.
     pub(crate) end: u64,
+    /// Length of the file: records, then zeros written ahead of the appends (see
+    /// [`Segments::prepare_append`](super::segments::Segments::prepare_append)).
+    pub(crate) filled: u64,
 }
 
 /// How recovery left a segment.
@@ -122,6 +127,7 @@ impl Segment {
             file: Arc::new(file),
             offsets: Vec::new(),
             end: HEADER_LEN as u64,
+            filled: HEADER_LEN as u64,
         })
     }
 
@@ -173,7 +179,7 @@ impl Segment {
         let mut torn = false;
         while at < bytes.len() {
             let expected = header.first_index + offsets.len() as u64;
-            match record::parse(&bytes, at) {
+            let (damaged_end, kind) = match record::parse(&bytes, at) {
                 Parsed::Record { index, end, .. } => {
                     if index != expected {
                         return Err(corrupt(
@@ -186,20 +192,23 @@ impl Segment {
                     }
                     offsets.push(at as u64);
                     at = end;
+                    continue;
                 }
-                Parsed::Incomplete if is_last => {
-                    torn = true;
-                    break;
-                }
-                Parsed::Incomplete => return Err(corrupt(at, Corruption::Truncated)),
-                Parsed::BadChecksum { end }
-                    if is_last && (end == bytes.len() || all_zero(&bytes[at..])) =>
-                {
-                    torn = true;
-                    break;
-                }
-                Parsed::BadChecksum { .. } => return Err(corrupt(at, Corruption::BadChecksum)),
+                Parsed::Incomplete => (bytes.len(), Corruption::Truncated),
+                Parsed::BadChecksum { end } => (end, Corruption::BadChecksum),
+            };
+            // Zeros from here on are space preallocated for appends, in any segment: data
+            // lost from the end of an older segment is caught by the chain check instead.
+            if all_zero(&bytes[at..]) {
+                break;
             }
+            let torn_here =
+                is_last && (damaged_end == bytes.len() || has_zero_sector(&bytes, at, damaged_end));
+            if !torn_here {
+                return Err(corrupt(at, kind));
+            }
+            torn = true;
+            break;
         }
 
         let file = OpenOptions::new()
@@ -227,12 +236,14 @@ impl Segment {
             }
             return Err(corrupt(HEADER_LEN, Corruption::EmptySegment));
         }
+        let filled = if torn { at } else { bytes.len() } as u64;
         Ok(Recovered::Segment(Self {
             path,
             header,
             file: Arc::new(file),
             offsets,
             end: at as u64,
+            filled,
         }))
     }
 
@@ -245,12 +256,51 @@ impl Segment {
         self.file.sync_data().map_err(io_err(&self.path, "fsync"))?;
         self.offsets.truncate(keep);
         self.end = at;
+        self.filled = at;
         Ok(())
     }
 }
 
 fn all_zero(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| b == 0)
+}
+
+/// Writes zeros over `range` of `file` (the space [`Segments::prepare_append`] preallocates).
+///
+/// [`Segments::prepare_append`]: super::segments::Segments::prepare_append
+pub(crate) fn write_zeros(file: &File, range: Range<u64>) -> io::Result<()> {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let mut at = range.start;
+    while at < range.end {
+        let n = (range.end - at).min(ZEROS.len() as u64) as usize;
+        file.write_all_at(&ZEROS[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Sector size assumed for torn-write detection: a disk writes a sector whole or not at all.
+const SECTOR: usize = 512;
+
+/// Whether a sector overlapping the damaged record `bytes[start..end]` was never written: all
+/// zeros from `start` (or the sector's start, if later) to the sector's end (or the end of the
+/// file). A batch written into preallocated space and torn by a crash leaves such a sector
+/// behind, since a disk writes a sector whole or not at all; bit rot in a written record does
+/// not zero a sector. The part of the sector past the record counts too: it holds the next
+/// records of the same write or more zeros, so a record that merely ends in zero bytes just
+/// past a boundary is not mistaken for a torn one (unless it is the very last record).
+fn has_zero_sector(bytes: &[u8], start: usize, end: usize) -> bool {
+    let end = end.min(bytes.len());
+    let mut sector = start / SECTOR * SECTOR;
+    while sector < end {
+        let from = sector.max(start);
+        let to = (sector + SECTOR).min(bytes.len());
+        if all_zero(&bytes[from..to]) {
+            return true;
+        }
+        sector += SECTOR;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -291,5 +341,32 @@ mod tests {
         assert_eq!(parse_file_name("vote"), None);
         assert_eq!(parse_file_name("0000000000000000000x.seg"), None);
         assert_eq!(parse_file_name("7.seg"), None);
+    }
+
+    #[test]
+    fn only_an_unwritten_sector_marks_a_torn_record() {
+        let mut file = vec![7u8; 4 * SECTOR];
+        // A record over bytes 100..1300 with its middle sector never written.
+        file[SECTOR..2 * SECTOR].fill(0);
+        assert!(has_zero_sector(&file, 100, 1300));
+        // Zeros ending the record just past a boundary, followed by the next record's bytes:
+        // payload, not a torn write.
+        let mut file = vec![7u8; 4 * SECTOR];
+        file[2 * SECTOR..2 * SECTOR + 4].fill(0);
+        assert!(!has_zero_sector(&file, 100, 2 * SECTOR + 4));
+        // The same record as the last one, followed by preallocated zeros, cannot be told
+        // from a torn write.
+        file[2 * SECTOR..].fill(0);
+        assert!(has_zero_sector(&file, 100, 2 * SECTOR + 4));
+        // A flipped byte leaves no zero sector.
+        let mut file = vec![7u8; 4 * SECTOR];
+        file[700] ^= 0x5a;
+        assert!(!has_zero_sector(&file, 100, 1300));
+        // The sector holding the record's start counts from the record's start only: the
+        // earlier records in it were written before.
+        let mut file = vec![7u8; 2 * SECTOR];
+        file[300..].fill(0);
+        assert!(has_zero_sector(&file, 300, 400));
+        assert!(!has_zero_sector(&file, 200, 400));
     }
 }

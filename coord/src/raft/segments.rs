@@ -2,7 +2,7 @@
 //! purge and positioned reads. Works on opaque payload bytes; entry types live one layer up.
 
 use std::fs::{self, File};
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +20,8 @@ const READ_CHUNK: usize = 256;
 pub(crate) struct Segments {
     dir: PathBuf,
     max_segment_bytes: u64,
+    /// Zeros written ahead of the appends (see [`Segments::prepare_append`]); 0 writes none.
+    prealloc_bytes: u64,
     segs: Vec<Segment>,
     /// Records at or below this index are logically gone, even while they still sit at the
     /// front of the first segment.
@@ -35,6 +37,9 @@ pub(crate) struct AppendTarget {
     pub(crate) at: u64,
     /// The segment was just created, so the directory must be fsynced too.
     pub(crate) new_segment: bool,
+    /// Bytes past the batch to fill with zeros in the same write-out, so the fsyncs of the
+    /// next appends find their blocks allocated and the file size unchanged.
+    pub(crate) zero_fill: Option<Range<u64>>,
 }
 
 impl Segments {
@@ -44,6 +49,7 @@ impl Segments {
         dir: &Path,
         purged: Option<u64>,
         max_segment_bytes: u64,
+        prealloc_bytes: u64,
     ) -> Result<Self, LogError> {
         fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
         let mut found = Vec::new();
@@ -87,6 +93,7 @@ impl Segments {
         let mut log = Self {
             dir: dir.to_owned(),
             max_segment_bytes,
+            prealloc_bytes,
             segs,
             purged,
         };
@@ -134,6 +141,13 @@ impl Segments {
     }
 
     /// Picks (or creates) the segment for a batch starting at `first` of `len` bytes.
+    ///
+    /// When the batch would run past the segment's zeroed space, the target also asks for the
+    /// next `prealloc_bytes` (at most up to the segment size) to be zeroed. An `fdatasync`
+    /// that only overwrites allocated blocks of a file whose size does not change has no
+    /// metadata to commit, so it skips the file system's journal: 0.15 ms instead of 0.25 ms
+    /// on this project's test machine (ext4), and the Raft core awaits the leader's flush of
+    /// every entry. Recovery reads the zeros as free space (see [`Segment::recover`]).
     pub(crate) fn prepare_append(
         &mut self,
         first: u64,
@@ -161,15 +175,26 @@ impl Segments {
             };
             self.segs.push(Segment::create(&self.dir, header)?);
         }
+        let prealloc = self.prealloc_bytes;
+        let max = self.max_segment_bytes;
         let s = self
             .segs
-            .last()
+            .last_mut()
             .ok_or_else(|| LogError::Worker("no active segment after creating one".to_owned()))?;
+        let batch_end = s.end + len;
+        let zero_fill = (prealloc > 0 && batch_end > s.filled).then(|| {
+            let to = batch_end.saturating_add(prealloc).min(max).max(batch_end);
+            batch_end..to
+        });
+        s.filled = s
+            .filled
+            .max(zero_fill.as_ref().map_or(batch_end, |z| z.end));
         Ok(AppendTarget {
             file: Arc::clone(&s.file),
             path: s.path.clone(),
             at: s.end,
             new_segment: !reuse,
+            zero_fill: zero_fill.filter(|z| !z.is_empty()),
         })
     }
 

@@ -5,7 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use openraft::storage::RaftLogStorage;
+use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::{RaftLogReader, Vote};
 use vigil_coord::raft::{Corruption, LogError, LogOptions};
 
@@ -14,18 +14,49 @@ use super::support::{Store, TempDir, append_range, entry, log_id, open, segments
 /// Size of the segment header, from the documented on-disk format.
 const HEADER: usize = 32;
 
-/// Start offsets of the records of a segment, by walking the documented framing
-/// (`len u32 | crc u32 | index u64 | payload`).
-fn record_offsets(path: &Path) -> Vec<usize> {
+/// Start offsets of the records of a segment and the end of the last one, by walking the
+/// documented framing (`len u32 | crc u32 | index u64 | payload`) up to the end of the file
+/// or the preallocated zeros after the records.
+fn records(path: &Path) -> (Vec<usize>, usize) {
     let bytes = fs::read(path).expect("read segment");
     let mut offsets = Vec::new();
     let mut at = HEADER;
-    while at + 16 <= bytes.len() {
+    while at + 16 <= bytes.len() && bytes[at..at + 8] != [0; 8] {
         offsets.push(at);
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         at += 16 + len as usize;
     }
-    offsets
+    (offsets, at)
+}
+
+fn record_offsets(path: &Path) -> Vec<usize> {
+    records(path).0
+}
+
+fn data_end(path: &Path) -> usize {
+    records(path).1
+}
+
+/// The log without preallocation: each segment file ends where its last record does.
+fn unpadded() -> LogOptions {
+    LogOptions {
+        prealloc_bytes: 0,
+        ..LogOptions::default()
+    }
+}
+
+/// Both on-disk shapes a log can have, for the rules that hold for either.
+fn both_layouts() -> [LogOptions; 2] {
+    [LogOptions::default(), unpadded()]
+}
+
+fn write_at(path: &Path, offset: usize, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.write_all_at(bytes, offset as u64))
+        .expect("write");
 }
 
 fn flip_byte(path: &Path, offset: usize) {
@@ -47,8 +78,8 @@ fn len(path: &Path) -> u64 {
 }
 
 /// A single-segment log of entries 1..=20.
-async fn twenty_entries(dir: &TempDir) -> PathBuf {
-    let mut store = open(dir, LogOptions::default());
+async fn twenty_entries(dir: &TempDir, options: LogOptions) -> PathBuf {
+    let mut store = open(dir, options);
     append_range(&mut store, 1, 1..21, 4).await;
     let segs = segments(dir);
     assert_eq!(segs.len(), 1);
@@ -79,7 +110,7 @@ fn open_err(dir: &TempDir, options: LogOptions) -> (PathBuf, u64, Corruption, St
 #[tokio::test]
 async fn a_partial_last_record_is_cut_off() {
     let dir = TempDir::new("torn-partial");
-    let seg = twenty_entries(&dir).await;
+    let seg = twenty_entries(&dir, unpadded()).await;
     let last = *record_offsets(&seg).last().expect("records");
     set_len(&seg, len(&seg) - 5);
     assert_entries(&dir, 1..20).await;
@@ -95,28 +126,108 @@ async fn a_partial_last_record_is_cut_off() {
 #[tokio::test]
 async fn a_bad_checksum_in_the_very_last_record_is_a_torn_write() {
     let dir = TempDir::new("torn-crc");
-    let seg = twenty_entries(&dir).await;
+    let seg = twenty_entries(&dir, unpadded()).await;
     let last = *record_offsets(&seg).last().expect("records");
     flip_byte(&seg, last + 20);
     assert_entries(&dir, 1..20).await;
 }
 
 #[tokio::test]
-async fn a_zero_filled_tail_is_cut_off() {
-    let dir = TempDir::new("torn-zeros");
-    let seg = twenty_entries(&dir).await;
-    let before = len(&seg);
-    let mut f = OpenOptions::new().append(true).open(&seg).expect("open");
-    f.write_all(&[0u8; 4096]).expect("append zeros");
-    drop(f);
+async fn zeros_after_the_last_record_are_free_space() {
+    for (n, options) in both_layouts().into_iter().enumerate() {
+        let dir = TempDir::new(&format!("zero-tail-{n}"));
+        let seg = twenty_entries(&dir, options).await;
+        let end = data_end(&seg);
+        // What a crash leaves when the file size was extended but no record reached the disk.
+        let mut f = OpenOptions::new().append(true).open(&seg).expect("open");
+        f.write_all(&[0u8; 4096]).expect("append zeros");
+        drop(f);
+        let size = len(&seg);
+        assert_entries(&dir, 1..21).await;
+        assert_eq!(len(&seg), size, "free space is kept, not cut");
+
+        // Appends overwrite the zeros and reopen cleanly.
+        let mut store = open(&dir, options);
+        append_range(&mut store, 1, 21..24, 3).await;
+        drop(store);
+        assert_entries(&dir, 1..24).await;
+        assert_eq!(record_offsets(&seg)[20], end);
+    }
+}
+
+#[tokio::test]
+async fn appends_are_written_into_preallocated_space() {
+    let dir = TempDir::new("prealloc");
+    let seg = twenty_entries(&dir, LogOptions::default()).await;
+    let prealloc = LogOptions::default().prealloc_bytes;
+    let (end, size) = (data_end(&seg) as u64, len(&seg));
+    assert!(
+        size >= end + prealloc - 1024 && size <= end + prealloc,
+        "the file ({size} bytes) reaches about {prealloc} bytes past the records ({end})"
+    );
+    // The next appends land inside that space: the file does not grow.
+    let mut store = open(&dir, LogOptions::default());
+    append_range(&mut store, 1, 21..41, 5).await;
+    drop(store);
+    assert_eq!(len(&seg), size);
+    assert_entries(&dir, 1..41).await;
+}
+
+/// A big record, so that one record spans several disk sectors.
+fn big_entry(index: u64) -> openraft::Entry<super::support::TestConfig> {
+    openraft::Entry {
+        log_id: log_id(1, index),
+        payload: openraft::EntryPayload::Normal("x".repeat(3000)),
+    }
+}
+
+async fn twenty_entries_then_a_big_one(dir: &TempDir) -> (PathBuf, usize) {
+    let seg = twenty_entries(dir, LogOptions::default()).await;
+    let mut store = open(dir, LogOptions::default());
+    store
+        .blocking_append([big_entry(21)])
+        .await
+        .expect("append");
+    drop(store);
+    let big = record_offsets(&seg)[20];
+    (seg, big)
+}
+
+#[tokio::test]
+async fn a_torn_write_into_preallocated_space_is_cut_off() {
+    let dir = TempDir::new("torn-sector");
+    let (seg, big) = twenty_entries_then_a_big_one(&dir).await;
+    // The crash kept one whole sector inside the record from reaching the disk.
+    let sector = (big / 512 + 2) * 512;
+    write_at(&seg, sector, &[0u8; 512]);
     assert_entries(&dir, 1..21).await;
-    assert_eq!(len(&seg), before);
+    assert_eq!(
+        len(&seg),
+        big as u64,
+        "the torn record and the space after it are cut"
+    );
+    let mut store = open(&dir, LogOptions::default());
+    append_range(&mut store, 1, 21..23, 2).await;
+    drop(store);
+    assert_entries(&dir, 1..23).await;
+}
+
+#[tokio::test]
+async fn bit_rot_in_the_last_record_of_a_preallocated_segment_is_refused() {
+    let dir = TempDir::new("rot-last");
+    let (seg, big) = twenty_entries_then_a_big_one(&dir).await;
+    flip_byte(&seg, big + 1500);
+    let (path, offset, kind, _) = open_err(&dir, LogOptions::default());
+    assert_eq!(
+        (path, offset, kind),
+        (seg, big as u64, Corruption::BadChecksum)
+    );
 }
 
 #[tokio::test]
 async fn a_new_segment_with_a_torn_header_is_removed() {
     let dir = TempDir::new("torn-header");
-    let seg = twenty_entries(&dir).await;
+    let seg = twenty_entries(&dir, LogOptions::default()).await;
     let next = seg.with_file_name("00000000000000000021.seg");
     fs::write(&next, [0x56, 0x47, 0x52]).expect("write torn header");
     assert_entries(&dir, 1..21).await;
@@ -125,33 +236,41 @@ async fn a_new_segment_with_a_torn_header_is_removed() {
 
 #[tokio::test]
 async fn a_bad_checksum_before_the_end_is_refused_with_file_and_offset() {
-    let dir = TempDir::new("corrupt-middle");
-    let seg = twenty_entries(&dir).await;
-    let tenth = record_offsets(&seg)[9];
-    flip_byte(&seg, tenth + 18);
-    let (path, offset, kind, msg) = open_err(&dir, LogOptions::default());
-    assert_eq!(
-        (path.as_path(), offset, kind),
-        (seg.as_path(), tenth as u64, Corruption::BadChecksum)
-    );
-    assert!(msg.contains(&seg.display().to_string()), "{msg}");
-    assert!(msg.contains(&format!("offset {tenth}")), "{msg}");
-    // Refusing must not have "repaired" anything.
-    assert_eq!(record_offsets(&seg).len(), 20);
+    for (n, options) in both_layouts().into_iter().enumerate() {
+        let dir = TempDir::new(&format!("corrupt-middle-{n}"));
+        let seg = twenty_entries(&dir, options).await;
+        let tenth = record_offsets(&seg)[9];
+        flip_byte(&seg, tenth + 18);
+        let (path, offset, kind, msg) = open_err(&dir, options);
+        assert_eq!(
+            (path.as_path(), offset, kind),
+            (seg.as_path(), tenth as u64, Corruption::BadChecksum)
+        );
+        assert!(msg.contains(&seg.display().to_string()), "{msg}");
+        assert!(msg.contains(&format!("offset {tenth}")), "{msg}");
+        // Refusing must not have "repaired" anything.
+        assert_eq!(record_offsets(&seg).len(), 20);
+    }
 }
 
 #[tokio::test]
 async fn damage_at_the_end_of_a_sealed_segment_is_refused() {
-    let dir = TempDir::new("corrupt-sealed");
-    {
-        let mut store = open(&dir, small_segments());
-        append_range(&mut store, 1, 1..31, 2).await;
+    for (n, layout) in both_layouts().into_iter().enumerate() {
+        let options = LogOptions {
+            prealloc_bytes: layout.prealloc_bytes,
+            ..small_segments()
+        };
+        let dir = TempDir::new(&format!("corrupt-sealed-{n}"));
+        {
+            let mut store = open(&dir, options);
+            append_range(&mut store, 1, 1..31, 2).await;
+        }
+        let segs = segments(&dir);
+        assert!(segs.len() >= 3);
+        set_len(&segs[0], data_end(&segs[0]) as u64 - 3);
+        let (path, _, kind, _) = open_err(&dir, options);
+        assert_eq!((path, kind), (segs[0].clone(), Corruption::Truncated));
     }
-    let segs = segments(&dir);
-    assert!(segs.len() >= 3);
-    set_len(&segs[0], len(&segs[0]) - 3);
-    let (path, _, kind, _) = open_err(&dir, small_segments());
-    assert_eq!((path, kind), (segs[0].clone(), Corruption::Truncated));
 }
 
 #[tokio::test]
@@ -217,24 +336,25 @@ async fn a_lost_tail_segment_below_the_committed_index_is_refused() {
 
 #[tokio::test]
 async fn a_record_with_a_valid_checksum_but_the_wrong_index_is_a_gap() {
-    let dir = TempDir::new("index-gap");
-    let seg = twenty_entries(&dir).await;
-    let last = *record_offsets(&seg).last().expect("records");
-    let bytes = fs::read(&seg).expect("read");
-    // Replay the last record: intact framing, but it claims index 20 where 21 belongs.
-    let mut f = OpenOptions::new().append(true).open(&seg).expect("open");
-    f.write_all(&bytes[last..]).expect("append duplicate");
-    drop(f);
-    let (path, offset, kind, _) = open_err(&dir, LogOptions::default());
-    assert_eq!(path, seg);
-    assert_eq!(offset, bytes.len() as u64);
-    assert_eq!(
-        kind,
-        Corruption::IndexGap {
-            expected: 21,
-            found: 20
-        }
-    );
+    for (n, options) in both_layouts().into_iter().enumerate() {
+        let dir = TempDir::new(&format!("index-gap-{n}"));
+        let seg = twenty_entries(&dir, options).await;
+        let (offsets, end) = records(&seg);
+        let last = *offsets.last().expect("records");
+        let bytes = fs::read(&seg).expect("read");
+        // Replay the last record: intact framing, but it claims index 20 where 21 belongs.
+        write_at(&seg, end, &bytes[last..end]);
+        let (path, offset, kind, _) = open_err(&dir, options);
+        assert_eq!(path, seg);
+        assert_eq!(offset, end as u64);
+        assert_eq!(
+            kind,
+            Corruption::IndexGap {
+                expected: 21,
+                found: 20
+            }
+        );
+    }
 }
 
 #[tokio::test]
