@@ -106,9 +106,22 @@ struct Record<'a> {
     etcd: Option<&'a Figures>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let opts = match Cli::parse().cmd {
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A member runs its node on one thread, as vigild does (its `vigil-coord` thread, see
+    // daemon/src/coord/mod.rs); the load generator gets the default multi-threaded runtime,
+    // whichever system it drives.
+    let runtime = match &cli.cmd {
+        Cmd::CoordMember(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        Cmd::Coord(_) => tokio::runtime::Runtime::new()?,
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let opts = match cli.cmd {
         Cmd::Coord(opts) => opts,
         Cmd::CoordMember(m) => {
             return Ok(member::run(MemberOpts {
