@@ -10,6 +10,7 @@
 //! - [`failover`]: the VRRP failover benchmark (`vigil-failover`), vigild against keepalived.
 //! - [`checker`]: the health-checker scale benchmark (`vigil-checkbench`).
 //! - [`procstat`]: CPU time and resident memory of a daemon's process group.
+//! - [`steer`]: receive work moved off the checker's CPU, as a NIC would, for checker benchmarks.
 //! - [`zk`]: ZooKeeper ensemble management and a minimal jute wire-protocol client.
 //! - [`etcd`]: etcd cluster management and a v3 JSON-gateway client.
 //! - [`vigil`]: vigil's coordination members (`vigil-bench coord-member`) and a `/v1` client.
@@ -29,6 +30,7 @@ pub mod process;
 pub mod procstat;
 pub mod report;
 pub mod run;
+pub mod steer;
 pub mod target;
 pub mod vigil;
 pub mod zk;

@@ -57,6 +57,9 @@ pub(crate) struct Plan {
     pub(crate) rate: u64,
     pub(crate) warmup: Duration,
     pub(crate) window: Duration,
+    /// Coalesce wake-ups: sleep this long between passes and then collect every socket event
+    /// without blocking, instead of blocking in `epoll_wait` (which wakes for each event).
+    pub(crate) tick: Option<Duration>,
 }
 
 /// The measured window of one run.
@@ -185,7 +188,15 @@ pub(crate) fn drive(
             started += 1;
         }
         let next = (start + due_at(started, plan.rate)).min(end);
-        match poll.poll(&mut events, Some(next.saturating_duration_since(now))) {
+        let timeout = match plan.tick {
+            Some(tick) => {
+                // The whole tick, whatever is due sooner: what is due by then starts in one batch.
+                std::thread::sleep(tick.min(end.saturating_duration_since(now)));
+                Duration::ZERO
+            }
+            None => next.saturating_duration_since(now),
+        };
+        match poll.poll(&mut events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("epoll_wait"),

@@ -23,7 +23,14 @@
 //! ulimit -n 65536
 //! target/release/vigil-checkfloor                  # connect, half-open, http: 10,000 servers, 10,000 checks/s, 3 s warm-up + 20 s window each
 //! target/release/vigil-checkfloor --modes connect,half-open,connect,half-open
+//! target/release/vigil-checkfloor --modes connect,half-open --steer-rx   # receive work on CPU 1
+//! target/release/vigil-checkfloor --modes connect,half-open --tick-ms 4  # coalesced wake-ups
 //! ```
+//!
+//! `--steer-rx` asks whether loopback overstates a real network, where the servers' half of
+//! each handshake and the checker's receive path run in another CPU's softirq (see
+//! `vigil_bench::steer`); `--tick-ms` whether waking less often makes a check cheaper. Each row
+//! also shows both CPUs' busy and softirq shares, so work that moved is not work that vanished.
 
 mod connect;
 mod drive;
@@ -38,6 +45,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use mio::Poll;
 use vigil_bench::checker::fleet::{Fleet, HEALTH_PATH, Protocol};
+use vigil_bench::steer::{CpuTimes, Steering, pin_process, pin_thread, steer_loopback_rx};
 use vigil_integration::{Lab, root_available};
 
 use crate::connect::Connector;
@@ -95,6 +103,14 @@ struct Cli {
     /// Servers to stop (listener closed) before measuring, to see refusals counted as failures.
     #[arg(long, default_value_t = 0)]
     stopped: usize,
+    /// Receive every packet on CPU 1 (RPS on the lab's `lo`) and check from CPU 0, as a NIC
+    /// interrupt on another CPU would (see `vigil_bench::steer`).
+    #[arg(long)]
+    steer_rx: bool,
+    /// Coalesce wake-ups: sleep this many milliseconds between passes instead of blocking in
+    /// `epoll_wait` until the next event.
+    #[arg(long)]
+    tick_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -119,6 +135,8 @@ struct Row {
     /// Half-open: replies that matched no probe in flight.
     strays: Option<u64>,
     load: (String, String),
+    /// Each CPU's busy and softirq share over the whole mode (warm-up included), in percent.
+    cpus: [(f64, f64); 2],
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -131,14 +149,31 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         rate: cli.rate,
         warmup: Duration::from_secs(cli.warmup_secs),
         window: Duration::from_secs(cli.window_secs),
+        tick: cli.tick_ms.map(Duration::from_millis),
     };
     let timeout = Duration::from_millis(cli.timeout_ms);
     println!(
-        "{} real servers, {} checks/s, timeout {timeout:?}; warm-up {} s, window {} s",
-        cli.servers, cli.rate, cli.warmup_secs, cli.window_secs
+        "{} real servers, {} checks/s, timeout {timeout:?}; warm-up {} s, window {} s; {}; {}",
+        cli.servers,
+        cli.rate,
+        cli.warmup_secs,
+        cli.window_secs,
+        if cli.steer_rx {
+            "receive steered to CPU 1, checking on CPU 0"
+        } else {
+            "receive on the sending CPU (plain loopback)"
+        },
+        cli.tick_ms.map_or_else(
+            || "blocking in epoll_wait".to_owned(),
+            |ms| format!("{ms} ms ticks")
+        ),
     );
+    let steering = cli.steer_rx.then(Steering::two_cpus).transpose()?;
     let lab = Lab::with_hosts(&["lb"])?;
     let lb = lab.host("lb")?;
+    if let Some(steering) = steering {
+        steer_loopback_rx(&lb, steering.rx_cpu)?;
+    }
     let mut fleet: Option<(Protocol, Fleet)> = None;
     let mut rows = Vec::new();
     for &mode in &cli.modes {
@@ -152,19 +187,37 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 started.stop_server(i)?;
             }
             fleet = Some((protocol, started));
+            if let Some(steering) = steering {
+                // The servers' threads (and this one, which only waits) on the receiving CPU.
+                pin_process(std::process::id(), steering.rx_cpu)?;
+            }
         }
         let Some((_, servers)) = &fleet else {
             unreachable!("a fleet was started above");
         };
         let before = loadavg();
+        let cpus_before = [CpuTimes::read(0)?, CpuTimes::read(1)?];
+        let started = std::time::Instant::now();
         let (measured, strays) = lb
-            .enter(|| measure(mode, servers, &plan, timeout))
+            .enter(|| {
+                if let Some(steering) = steering {
+                    pin_thread(steering.checker_cpu)?;
+                }
+                measure(mode, servers, &plan, timeout)
+            })
             .context("entering the lab host")??;
+        let elapsed = started.elapsed();
+        let cpus = [0, 1].map(|cpu| {
+            CpuTimes::read(cpu).map_or((f64::NAN, f64::NAN), |now| {
+                cpus_before[cpu].percent_until(now, elapsed)
+            })
+        });
         let row = Row {
             mode,
             measured,
             strays,
             load: (before, loadavg()),
+            cpus,
         };
         println!("{}", render(&[&row]));
         rows.push(row);
@@ -204,15 +257,16 @@ fn measure(
 fn render(rows: &[&Row]) -> String {
     let mut out = String::from(
         "| mode | checks/s | server accepts/s | CPU % of one core (user) | CPU µs per check \
-         | failures (refused/timed out) | stray replies | load average |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         | failures (refused/timed out) | stray replies | CPU 0 / CPU 1 busy % (softirq) \
+         | load average |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let m = &row.measured;
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {:.0} | {:.2} ({:.2}) | {:.1} | {} ({}/{}) | {} | {} → {} |",
+            "| {} | {:.0} | {:.0} | {:.2} ({:.2}) | {:.1} | {} ({}/{}) | {} | {:.0} ({:.0}) / {:.0} ({:.0}) | {} → {} |",
             row.mode.name(),
             m.checks_per_sec(),
             m.accepted_per_sec(),
@@ -223,6 +277,10 @@ fn render(rows: &[&Row]) -> String {
             m.tally.down,
             m.tally.timed_out,
             row.strays.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            row.cpus[0].0,
+            row.cpus[0].1,
+            row.cpus[1].0,
+            row.cpus[1].1,
             row.load.0,
             row.load.1,
         );
