@@ -89,7 +89,8 @@
 //!   WAL applies). A last segment left with no complete record (or a torn header) is removed.
 //!   Bit rot in that very last record, or in a length field of the last segment, can look the
 //!   same and is treated the same: a checksum cannot tell which bytes were acknowledged, and
-//!   the warning says how many bytes were dropped. Bit rot that zeroes nothing is refused.
+//!   the warning says how many bytes were dropped. Bit rot that zeroes nothing in a record that
+//!   does not end the file (as in a preallocated segment) is refused.
 //! - **Corruption**: a bad CRC or a cut record anywhere else, a record whose index is not the one
 //!   its position implies, a segment whose `prev_last` does not match the end of its predecessor
 //!   (or, for the first one, the purge point), an empty segment that is not the last, or a log
