@@ -88,6 +88,51 @@ pub fn own_cpu() -> anyhow::Result<Duration> {
     Ok(ticks_to_duration(stat.ticks))
 }
 
+/// One `cpu` (whole machine) or `cpuN` line of `/proc/stat`, in clock ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTicks {
+    /// Every state: user, nice, system, idle, iowait, irq, softirq, steal (guest time is
+    /// already inside user and nice).
+    pub total: u64,
+    /// Idle.
+    pub idle: u64,
+    /// Idle with I/O outstanding.
+    pub iowait: u64,
+    /// In softirq context.
+    pub softirq: u64,
+    /// Stolen by the hypervisor.
+    pub steal: u64,
+}
+
+impl CpuTicks {
+    /// Every state but idle and iowait.
+    pub fn busy(&self) -> u64 {
+        self.total - self.idle - self.iowait
+    }
+}
+
+/// The line of a `/proc/stat` text whose first word is `name` (`cpu`, or `cpu0`, `cpu1`, …).
+pub fn parse_cpu_ticks(stat: &str, name: &str) -> Option<CpuTicks> {
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice]
+    let field = |i: usize| ticks.get(i).copied();
+    Some(CpuTicks {
+        total: ticks.get(..8)?.iter().sum(),
+        idle: field(3)?,
+        iowait: field(4)?,
+        softirq: field(6)?,
+        steal: field(7)?,
+    })
+}
+
 /// A `/proc/<pid>/stat` time in clock ticks as a duration.
 pub fn ticks_to_duration(ticks: u64) -> Duration {
     Duration::from_secs_f64(ticks as f64 / USER_HZ)

@@ -22,7 +22,7 @@ use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
 use vigil_integration::Host;
 
-use crate::procstat::ticks_to_duration;
+use crate::procstat::{parse_cpu_ticks, ticks_to_duration};
 
 /// Which CPU checks and which CPU receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,16 @@ impl CpuTimes {
     /// The times of `cpu` now.
     pub fn read(cpu: usize) -> anyhow::Result<Self> {
         let stat = fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-        parse_cpu_line(&stat, cpu).with_context(|| format!("no cpu{cpu} line in /proc/stat"))
+        Self::parse(&stat, cpu).with_context(|| format!("no cpu{cpu} line in /proc/stat"))
+    }
+
+    /// The times of `cpu` in a `/proc/stat` text.
+    fn parse(stat: &str, cpu: usize) -> Option<Self> {
+        let ticks = parse_cpu_ticks(stat, &format!("cpu{cpu}"))?;
+        Some(Self {
+            busy: ticks.busy(),
+            softirq: ticks.softirq,
+        })
     }
 
     /// Busy and softirq shares of one core between `self` and a later reading, in percent.
@@ -139,27 +148,6 @@ impl CpuTimes {
             share(later.softirq.saturating_sub(self.softirq)),
         )
     }
-}
-
-/// The `cpuN` line of a `/proc/stat` text: `user nice system idle iowait irq softirq steal …`.
-fn parse_cpu_line(stat: &str, cpu: usize) -> Option<CpuTimes> {
-    let name = format!("cpu{cpu}");
-    let line = stat
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(&name))?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let field = |i: usize| fields.get(i).copied().unwrap_or(0);
-    // Guest time is already inside user and nice.
-    let total: u64 = (0..8).map(field).sum();
-    Some(CpuTimes {
-        busy: total - field(3) - field(4),
-        softirq: field(6),
-    })
 }
 
 #[cfg(test)]
@@ -184,7 +172,7 @@ mod tests {
                     cpu0 4 0 8 250 2 0 3 1 0 0\n\
                     cpu1 6 0 12 250 3 1 4 1 0 0\n\
                     intr 1 2 3\n";
-        let cpu1 = parse_cpu_line(stat, 1).expect("cpu1");
+        let cpu1 = CpuTimes::parse(stat, 1).expect("cpu1");
         // user + nice + system + irq + softirq + steal
         assert_eq!(
             cpu1,
@@ -193,8 +181,8 @@ mod tests {
                 softirq: 4
             }
         );
-        assert_eq!(parse_cpu_line(stat, 0).expect("cpu0").busy, 16);
-        assert!(parse_cpu_line(stat, 2).is_none());
+        assert_eq!(CpuTimes::parse(stat, 0).expect("cpu0").busy, 16);
+        assert!(CpuTimes::parse(stat, 2).is_none());
         let later = CpuTimes {
             busy: 124,
             softirq: 54,

@@ -14,18 +14,8 @@ const KSOFTIRQD_WAIT_NOTABLE: Duration = Duration::from_millis(10);
 
 /// The `cpu` line of `/proc/stat`: (steal, softirq, total) in clock ticks.
 pub fn parse_cpu_line(stat: &str) -> Option<(u64, u64, u64)> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
-    let softirq = *ticks.get(6)?;
-    let steal = *ticks.get(7)?;
-    let total = ticks.iter().take(8).sum();
-    Some((steal, softirq, total))
+    let t = crate::procstat::parse_cpu_ticks(stat, "cpu")?;
+    Some((t.steal, t.softirq, t.total))
 }
 
 /// The second field of `/proc/<pid>/schedstat`: time spent runnable but waiting, in ns.
