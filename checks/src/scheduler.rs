@@ -1,18 +1,17 @@
-//! The one scheduler for every check: a single tokio task that keeps a timer heap of due rounds
+//! The one scheduler for every check: a single tokio task that keeps the timers of due rounds
 //! and polls all in-flight probes together. No task or thread per check, so ten thousand real
 //! servers cost ten thousand small futures, not ten thousand stacks.
 //!
 //! ```text
 //!  add/remove/status ──► [command channel] ──►┐
 //!                                             │   ┌──────────────┐  due   ┌───────────────┐
-//!                                             ├──►│ timer heap   │──────►│ in-flight     │
+//!                                             ├──►│ timers       │──────►│ in-flight     │
 //!                                             │   │ (round/retry)│◄──────│ probes (≤ cap)│
 //!                                             │   └──────────────┘ done  └───────────────┘
 //!                                             └──► rise/fall ──► CheckEvent ──► consumers
 //! ```
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -24,12 +23,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::health::{Health, Transition};
-use crate::probe::{self, DetailOf, Prepared, ProbeError, ProbeOutcome, TlsError, Verdict};
-use crate::spec::CheckSpec;
+use crate::probe::{
+    self, DetailOf, Prepared, ProbeError, ProbeOutcome, SYN_TICK, SynProber, TlsError, Verdict,
+};
+use crate::spec::{CheckKind, CheckSpec};
 
 #[path = "scheduler_attempts.rs"]
 mod attempts;
+#[path = "scheduler_timers.rs"]
+mod timers;
 use attempts::{Attempts, Ticket};
+use timers::{Timer, Timers};
 
 /// Caller-chosen identity of a check (the daemon derives it from virtual/real server keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -244,9 +248,24 @@ struct Entry {
 /// prober of the real network. Also returns when the attempt's work began (its first poll, after
 /// the attempts started before it in the same batch have opened their sockets), which is where
 /// its latency counts from.
-async fn probe_owned(spec: Arc<CheckSpec>, prepared: Arc<Prepared>, seq: u16) -> Timed {
-    let start = Instant::now();
-    (start, probe::attempt(&spec, &prepared, seq).await)
+fn probe_owned(
+    spec: Arc<CheckSpec>,
+    prepared: Arc<Prepared>,
+    seq: u16,
+    syn: &Arc<SynProber>,
+) -> impl Future<Output = Timed> + Send + use<> {
+    let syn = Arc::clone(syn);
+    // A half-open check's SYN is queued now and leaves with the others of this batch when the
+    // loop flushes (one `sendmmsg`), before it sleeps.
+    let queued = matches!(spec.kind, CheckKind::TcpHalfOpen)
+        .then(|| (Instant::now(), syn.queue(spec.target, &spec.source)));
+    async move {
+        if let Some((start, ack)) = queued {
+            return (start, probe::half_open_queued(syn, ack).await);
+        }
+        let start = Instant::now();
+        (start, probe::attempt(&spec, &prepared, seq, &syn).await)
+    }
 }
 
 /// An attempt's verdict and when its work began.
@@ -273,8 +292,8 @@ struct Core<P, F> {
     config: SchedulerConfig,
     events: mpsc::UnboundedSender<CheckEvent>,
     checks: HashMap<CheckId, Entry, BuildHasherDefault<IdHasher>>,
-    /// (due, id, generation); stale generations are skipped when popped.
-    timers: BinaryHeap<Reverse<(Instant, CheckId, u64)>>,
+    /// Stale generations are skipped when taken.
+    timers: Timers,
     ready: VecDeque<(CheckId, u64)>,
     /// Tagged with the check's id and generation and when the attempt was started (its
     /// deadline counts from then).
@@ -286,11 +305,13 @@ struct Core<P, F> {
     observer: Option<AttemptObserver>,
     progress: Option<ProgressHook>,
     prober: P,
+    /// The half-open checks' raw sockets, which the loop drains (their attempts only wait).
+    syn: Arc<SynProber>,
 }
 
 impl<P, F> Core<P, F>
 where
-    P: Fn(Arc<CheckSpec>, Arc<Prepared>, u16) -> F,
+    P: Fn(Arc<CheckSpec>, Arc<Prepared>, u16, &Arc<SynProber>) -> F,
     F: Future<Output = Timed>,
 {
     fn new(
@@ -303,7 +324,7 @@ where
             config,
             events,
             checks: HashMap::default(),
-            timers: BinaryHeap::new(),
+            timers: Timers::new(Instant::now()),
             ready: VecDeque::new(),
             in_flight: Attempts::new(),
             deadlines: Vec::new(),
@@ -312,6 +333,7 @@ where
             observer: hooks.observer,
             progress: hooks.progress,
             prober,
+            syn: Arc::default(),
         }
     }
 
@@ -323,7 +345,15 @@ where
         idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let beats = self.progress.is_some();
         let mut armed = None;
+        let mut drained = Instant::now();
         loop {
+            // Half-open answers are read here, not awaited one by one (see
+            // `probe::half_open`): on every pass, and at least every tick while probes are out.
+            let syn_out = self.syn.in_flight();
+            if syn_out {
+                self.syn.drain();
+                drained = Instant::now();
+            }
             // Deadlines of attempts that have finished are dropped first, so that the loop wakes
             // only for an attempt that is late, not once for every attempt.
             for d in &mut self.deadlines {
@@ -340,10 +370,14 @@ where
                 .iter()
                 .filter_map(|d| d.queue.front().map(|(due, _)| *due))
                 .min();
-            let next = match (self.timers.peek().map(|Reverse((t, _, _))| *t), late) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let next = [
+                self.timers.next_due(),
+                late,
+                syn_out.then(|| drained + SYN_TICK),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             if let Some(t) = next
                 && armed != Some(t)
             {
@@ -375,6 +409,7 @@ where
                 _ = idle.tick(), if beats => {}
             }
             self.start_ready();
+            self.syn.flush();
             if let Some(progress) = &self.progress {
                 progress();
             }
@@ -408,7 +443,11 @@ where
                     0
                 };
                 let delay = self.rng.below(warmup);
-                self.timers.push(Reverse((now + delay, id, generation)));
+                self.timers.push(Timer {
+                    due: now + delay,
+                    id,
+                    generation,
+                });
             }
             Command::Remove(id) => {
                 self.checks.remove(&id);
@@ -456,20 +495,22 @@ where
         }
     }
 
+    /// Starts the rounds and retries that are due, and those due within their check's
+    /// [`ahead`] of now: at 10,000 checks a second the timers fall a tenth of a millisecond
+    /// apart, and waking for each millisecond's share costs more than the checks themselves.
     fn fire_due(&mut self, now: Instant) {
-        while let Some(Reverse((due, id, generation))) = self.timers.peek().copied() {
-            if due > now {
-                break;
+        let (checks, ready) = (&self.checks, &mut self.ready);
+        self.timers.take_due(now + AHEAD, |t| {
+            let Some(entry) = checks.get(&t.id).filter(|e| e.generation == t.generation) else {
+                // Stale: its check was replaced or removed.
+                return true;
+            };
+            if t.due > now + ahead(entry.spec.timing.interval) {
+                return false;
             }
-            self.timers.pop();
-            if self
-                .checks
-                .get(&id)
-                .is_some_and(|e| e.generation == generation)
-            {
-                self.ready.push_back((id, generation));
-            }
-        }
+            ready.push_back((t.id, t.generation));
+            true
+        });
     }
 
     fn start_ready(&mut self) {
@@ -492,7 +533,12 @@ where
                 entry.round_start = now;
             }
             self.seq = self.seq.wrapping_add(1);
-            let attempt = (self.prober)(entry.spec.clone(), entry.prepared.clone(), self.seq);
+            let attempt = (self.prober)(
+                entry.spec.clone(),
+                entry.prepared.clone(),
+                self.seq,
+                &self.syn,
+            );
             let ticket = self.in_flight.push((id, generation, now), attempt);
             let timeout = entry.spec.timing.timeout;
             let due = now + timeout;
@@ -542,8 +588,11 @@ where
         // a down server as well).
         if !outcome.ok && entry.health.is_up() && entry.attempt < timing.retries {
             entry.attempt += 1;
-            self.timers
-                .push(Reverse((now + timing.retry_delay, id, generation)));
+            self.timers.push(Timer {
+                due: now + timing.retry_delay,
+                id,
+                generation,
+            });
             return;
         }
         entry.attempt = 0;
@@ -561,14 +610,31 @@ where
                 outcome: outcome.clone(),
             });
         }
-        // Fixed rate from the start of the round, up to 2% early so that checks that started
-        // together drift apart instead of firing in lockstep forever. Early, never late: a
-        // server that fails just after a round started is tried again within one interval, so
-        // it is down within interval + timeout (+ its retries) of the failure.
-        let jitter = self.rng.below(timing.interval / 50);
+        // Fixed rate from the start of the round, up to 2% early (with what `fire_due` may
+        // start ahead) so that checks that started together drift apart instead of firing in
+        // lockstep forever. Early, never late: a server that fails just after a round started
+        // is tried again within one interval, so it is down within interval + timeout (+ its
+        // retries) of the failure.
+        let jitter = self
+            .rng
+            .below((timing.interval / 50).saturating_sub(ahead(timing.interval)));
         let next = (entry.round_start + timing.interval - jitter).max(now);
-        self.timers.push(Reverse((next, id, generation)));
+        self.timers.push(Timer {
+            due: next,
+            id,
+            generation,
+        });
     }
+}
+
+/// The most a timer is started before it is due, so that one wake-up starts all that fall due
+/// within it (see [`Core::fire_due`]).
+const AHEAD: Duration = Duration::from_millis(4);
+
+/// How early a timer of a check with `interval` may start: [`AHEAD`], or a hundredth of the
+/// interval if less, so that it and the round's jitter stay within 2% of the interval.
+fn ahead(interval: Duration) -> Duration {
+    AHEAD.min(interval / 100)
 }
 
 /// Hashes a [`CheckId`] with one multiply and shift. Every attempt looks its check up three

@@ -84,7 +84,9 @@ fn start(sim: &Sim, seed: u64) -> (Scheduler, Log) {
         seed,
     };
     let sim = sim.clone();
-    let prober = move |spec: Arc<CheckSpec>, _: Arc<Prepared>, _: u16| sim.probe(spec.target);
+    let prober = move |spec: Arc<CheckSpec>, _: Arc<Prepared>, _: u16, _: &Arc<SynProber>| {
+        sim.probe(spec.target)
+    };
     tokio::spawn(Core::new(config, events_tx, Hooks::default(), prober).run(rx));
     let log = Log::default();
     let sink = Arc::clone(&log);
@@ -346,6 +348,64 @@ async fn retries_are_spaced_by_the_retry_delay_and_spent_only_while_up() {
             (earliest_round(&timing)..=timing.interval).contains(gap),
             "a down server was tried {gap:?} after the previous attempt: {down_rounds:?}"
         );
+    }
+}
+
+/// Timers that fall due close together start in one pass of the loop: 2,000 checks a second,
+/// a timer every half millisecond, cost far fewer passes than there are checks, and every
+/// round still starts within 2% of its interval.
+#[tokio::test(start_paused = true)]
+async fn timers_due_close_together_start_in_one_pass() {
+    let timing = Timing {
+        interval: Duration::from_secs(1),
+        warmup: Duration::from_secs(1),
+        ..Timing::default()
+    };
+    let sim = Sim::default();
+    let (events_tx, _events) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let passes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = Arc::clone(&passes);
+    let hooks = Hooks {
+        observer: None,
+        progress: Some(Arc::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })),
+    };
+    let probes = sim.clone();
+    let prober = move |spec: Arc<CheckSpec>, _: Arc<Prepared>, _: u16, _: &Arc<SynProber>| {
+        probes.probe(spec.target)
+    };
+    let config = SchedulerConfig {
+        max_in_flight: 4096,
+        seed: 9,
+    };
+    tokio::spawn(Core::new(config, events_tx, hooks, prober).run(rx));
+    let sched = Scheduler { tx };
+    for k in 0..2000 {
+        sched
+            .upsert(CheckId(k as u64), tcp(target(k), timing))
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = passes.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let per_sec = (passes.load(std::sync::atomic::Ordering::Relaxed) - before) / 10;
+    // One pass starts what falls due within 4 ms and one collects what finished: about 500 a
+    // second, where a pass per millisecond's timers would be 2,000.
+    assert!(
+        per_sec <= 700,
+        "{per_sec} passes a second for 2,000 checks a second"
+    );
+    for k in [0, 777, 1999] {
+        let starts = sim.attempts(target(k));
+        assert!(starts.len() >= 11, "{k}: {starts:?}");
+        for gap in starts.windows(2).map(|w| w[1] - w[0]) {
+            assert!(
+                (earliest_round(&timing)..=timing.interval).contains(&gap),
+                "{k}: a round {gap:?} after the last"
+            );
+        }
     }
 }
 

@@ -29,6 +29,9 @@ pub struct CheckSpec {
 pub enum CheckKind {
     /// A TCP connect that completes within the timeout.
     Tcp,
+    /// A SYN answered with a SYN-ACK within the timeout, from a raw socket; no connection is
+    /// made (see `probe::half_open`). Needs `CAP_NET_RAW`.
+    TcpHalfOpen,
     /// An HTTP/1.1 `GET` (HTTPS when `tls` is set).
     Http(HttpCheck),
     /// An external program; its exit code decides.
@@ -46,6 +49,7 @@ impl CheckKind {
     pub fn name(&self) -> &'static str {
         match self {
             CheckKind::Tcp => "tcp",
+            CheckKind::TcpHalfOpen => "tcp-half-open",
             CheckKind::Http(h) if h.tls.is_some() => "https",
             CheckKind::Http(_) => "http",
             CheckKind::Script(_) => "script",

@@ -44,6 +44,18 @@ fn unknown_key_suggests_the_closest_known_key() {
     let src = "[[virtual_server]]\naddress = \"192.0.2.1:80\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1\"\n\
                [[virtual_server.real_server.check]]\ntype = \"tcp\"\npath = \"/\"\n";
     one_error(src, 7, 1, "unknown key `path` in a tcp check");
+    // `half_open` is the TCP check's alone.
+    let src = "[[virtual_server]]\naddress = \"192.0.2.1:80\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1\"\n\
+               [[virtual_server.real_server.check]]\ntype = \"http\"\nhalf_open = true\n";
+    one_error(src, 7, 1, "unknown key `half_open` in a http check");
+    let src = "[[virtual_server]]\naddress = \"192.0.2.1:80\"\n[[virtual_server.real_server]]\naddress = \"10.0.0.1\"\n\
+               [[virtual_server.real_server.check]]\ntype = \"tcp\"\nhalf_open = \"yes\"\n";
+    one_error(
+        src,
+        7,
+        13,
+        "expected a boolean (true or false), found string",
+    );
 }
 
 #[test]

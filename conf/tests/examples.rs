@@ -73,8 +73,10 @@ fn lvs_dr_pair_example_loads() {
     };
     assert_eq!(http.status.len(), 2);
     assert!(http.status[1].contains(301) && !http.status[1].contains(303));
+    assert_eq!(web.real_servers[0].checks[1].kind, CheckKind::Tcp);
+    assert_eq!(web.real_servers[1].checks[0].kind, CheckKind::TcpHalfOpen);
     assert!(
-        matches!(web.real_servers[1].checks[0].kind, CheckKind::Http(ref h) if matches!(h.digest, Some(Digest::Sha256(d)) if d[0] == 0xe3))
+        matches!(web.real_servers[1].checks[1].kind, CheckKind::Http(ref h) if matches!(h.digest, Some(Digest::Sha256(d)) if d[0] == 0xe3))
     );
     assert_eq!(c.virtual_servers[1].scheduler, Scheduler::Sh);
     let tls_vs = &c.virtual_servers[1];

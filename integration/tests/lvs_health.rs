@@ -36,7 +36,11 @@ fn http_server(host: &Host) -> Process {
     .expect("spawn python3 http.server")
 }
 
-fn config(rs1: &Host, rs2: &Host) -> String {
+/// The check of every real server, after `type`: HTTP, or TCP by vigild's half-open probe.
+const HTTP: &str = "type = \"http\"\npath = \"/\"\n";
+const HALF_OPEN: &str = "type = \"tcp\"\nhalf_open = true\n";
+
+fn config(rs1: &Host, rs2: &Host, check: &str) -> String {
     let mut text = format!(
         "[global]\nnode_name = \"lb1\"\n\n[api]\nlisten = \"{API}\"\n\n\
          [[virtual_server]]\naddress = \"10.0.0.100:80\"\ngroup = \"web\"\nscheduler = \"rr\"\n"
@@ -45,7 +49,7 @@ fn config(rs1: &Host, rs2: &Host) -> String {
         let _ = write!(
             text,
             "\n[[virtual_server.real_server]]\naddress = \"{}\"\nport = 8080\n\
-             [[virtual_server.real_server.check]]\ntype = \"http\"\npath = \"/\"\n\
+             [[virtual_server.real_server.check]]\n{check}\
              interval = \"{INTERVAL_MS}ms\"\ntimeout = \"{TIMEOUT_MS}ms\"\nretries = {RETRIES}\n\
              retry_delay = \"{RETRY_DELAY_MS}ms\"\nrise = {RISE}\nfall = 1\nwarmup = \"100ms\"\n",
             rs.ipv4()
@@ -99,7 +103,21 @@ fn wait_status(
 
 #[test]
 fn vigild_marks_a_killed_real_server_down_and_back_up() {
-    if !root_available("vigild_marks_a_killed_real_server_down_and_back_up") {
+    killed_and_restarted("vigild_marks_a_killed_real_server_down_and_back_up", HTTP);
+}
+
+/// The same with SYN probes from a raw socket across the lab's bridge: the real servers' kernels
+/// check the hand-built segments' checksums, and `lb1`'s kernel resets their SYN-ACKs.
+#[test]
+fn half_open_checks_mark_a_killed_real_server_down_and_back_up() {
+    killed_and_restarted(
+        "half_open_checks_mark_a_killed_real_server_down_and_back_up",
+        HALF_OPEN,
+    );
+}
+
+fn killed_and_restarted(test: &str, check: &str) {
+    if !root_available(test) {
         return;
     }
     let (vigild, vigilctl) = (binary("vigild"), binary("vigilctl"));
@@ -112,7 +130,7 @@ fn vigild_marks_a_killed_real_server_down_and_back_up() {
     let web1 = http_server(&rs1);
     let _web2 = http_server(&rs2);
     let path = lb1
-        .write_file("vigil.toml", &config(&rs1, &rs2))
+        .write_file("vigil.toml", &config(&rs1, &rs2, check))
         .expect("config");
     let daemon = lb1
         .spawn(

@@ -14,11 +14,14 @@ use vigil_bench::checker::run::{self, Outcome, Settings};
 use vigil_bench::checker::table::{LoadRow, render_dead, render_load};
 use vigil_bench::checker::vm;
 use vigil_bench::failover::daemon::{Binaries, Implementation};
+use vigil_bench::steer::{Steering, pin_process, steer_loopback_rx};
 use vigil_integration::{Lab, root_available};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Check {
     Tcp,
+    /// vigild's half-open (SYN) TCP check; keepalived, which has none, connects.
+    TcpHalfOpen,
     Http,
 }
 
@@ -49,6 +52,12 @@ struct Cli {
     /// Do not try keepalived.
     #[arg(long)]
     no_keepalived: bool,
+    /// Receive work on CPU 1, as a NIC's interrupt on another core would take it: Receive
+    /// Packet Steering on the lab's `lo`, the real servers pinned to CPU 1 and the daemon to
+    /// CPU 0 (see `vigil_bench::steer`). Without it the daemon's CPU time includes the servers'
+    /// half of every handshake, which on a real network runs on other machines.
+    #[arg(long)]
+    steer_rx: bool,
     /// Smoke test: 1,000 servers, 3 s warm-up, 5 s window, 3 stopped servers.
     #[arg(long)]
     quick: bool,
@@ -140,16 +149,33 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     );
     let lab = Lab::with_hosts(&["lb"])?;
     let lb = lab.host("lb")?;
+    let steering = cli.steer_rx.then(Steering::two_cpus).transpose()?;
+    if let Some(steering) = steering {
+        steer_loopback_rx(&lb, steering.rx_cpu)?;
+        // The fleet's threads are started from this one and inherit its CPU.
+        pin_process(std::process::id(), steering.rx_cpu)?;
+        println!(
+            "receive work and real servers on CPU {}, the daemon on CPU {}",
+            steering.rx_cpu, steering.checker_cpu
+        );
+    }
     let mut rows = Vec::new();
     let mut dead = Vec::new();
     for check in &cli.checks {
         let protocol = match check {
-            Check::Tcp => Protocol::Tcp,
+            Check::Tcp | Check::TcpHalfOpen => Protocol::Tcp,
             Check::Http => Protocol::Http,
+        };
+        let half_open = *check == Check::TcpHalfOpen;
+        let label = if half_open {
+            "tcp-half-open".to_owned()
+        } else {
+            protocol.to_string()
         };
         let settings = Settings {
             plan: CheckPlan {
                 protocol,
+                half_open,
                 interval,
                 timeout,
                 retries: 0,
@@ -172,14 +198,20 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 Implementation::Keepalived,
                 settings.plan,
             )?;
-            let outcome = run::measure(&ka, &fleet, &settings)?;
+            if let Some(steering) = steering {
+                pin_process(ka.pid(), steering.checker_cpu)?;
+            }
+            let outcome = run::measure(&lb, &ka, &fleet, &settings)?;
             report(&outcome);
             ka.kill()?;
             Some(outcome)
         };
-        println!("\n==> vigild, {protocol} checks");
+        println!("\n==> vigild, {label} checks");
         let vigild = run::start(&bins, &lb, &fleet, Implementation::Vigild, settings.plan)?;
-        let outcome = run::measure(&vigild, &fleet, &settings)?;
+        if let Some(steering) = steering {
+            pin_process(vigild.pid(), steering.checker_cpu)?;
+        }
+        let outcome = run::measure(&lb, &vigild, &fleet, &settings)?;
         report(&outcome);
         if matches!(outcome, Outcome::Measured(_)) && cli.kills > 0 {
             let delays = run::dead_servers(&vigild, &mut fleet, cli.kills, interval + timeout)?;
@@ -189,11 +221,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                     None => println!("  stopped {addr}: NOT logged down"),
                 }
             }
-            dead.push((protocol, delays.into_iter().map(|(_, d)| d).collect()));
+            dead.push((label.clone(), delays.into_iter().map(|(_, d)| d).collect()));
         }
         vigild.terminate(Duration::from_secs(10))?;
         rows.push(LoadRow {
             protocol,
+            half_open,
             vigild: outcome,
             keepalived,
         });
@@ -212,9 +245,10 @@ fn ms(d: Duration) -> f64 {
 fn report(outcome: &Outcome) {
     match outcome {
         Outcome::Measured(l) => println!(
-            "  {:.0} connections/s ({:.0} HTTP answers/s), CPU {:.2} % of one core ({:.2} % user), \
+            "  {:.0} checks/s, {:.0} connections/s ({:.0} HTTP answers/s), CPU {:.2} % of one core ({:.2} % user), \
              RSS {:.1} MiB, \
              {} process(es), {} false downs; servers' CPU {:.0} %; load average {} -> {}",
+            l.checks_per_sec,
             l.connections_per_sec,
             l.answered_per_sec,
             l.usage.cpu_percent(),

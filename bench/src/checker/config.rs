@@ -14,6 +14,9 @@ use super::fleet::{HEALTH_PATH, Protocol};
 pub struct CheckPlan {
     /// TCP connect or HTTP GET.
     pub protocol: Protocol,
+    /// TCP by vigild's half-open (SYN) check rather than a connect; keepalived has none and
+    /// connects.
+    pub half_open: bool,
     /// Time between rounds.
     pub interval: Duration,
     /// Connect (and, for HTTP, response) timeout.
@@ -75,12 +78,15 @@ pub fn virtual_server(k: usize) -> SocketAddr {
         .unwrap_or_else(|_| unreachable!("a well-formed address"))
 }
 
+/// Where the generated vigild config's API listens (inside the lab host).
+pub const VIGILD_API: &str = "127.0.0.1:7400";
+
 /// vigild's config: no VRRP, the load balancer only. `warmup` = interval spreads the first
 /// rounds over one interval, as keepalived spreads its checkers.
 pub fn vigild(node: &str, state: &Path, targets: &[SocketAddr], plan: CheckPlan) -> String {
     let mut out = format!(
         "[global]\nnode_name = \"{node}\"\nstate_dir = \"{}\"\n\n\
-         [api]\nlisten = \"127.0.0.1:7400\"\n",
+         [api]\nlisten = \"{VIGILD_API}\"\n",
         state.display()
     );
     let (interval, timeout) = (plan.interval.as_millis(), plan.timeout.as_millis());
@@ -107,6 +113,8 @@ pub fn vigild(node: &str, state: &Path, targets: &[SocketAddr], plan: CheckPlan)
             );
             if plan.protocol == Protocol::Http {
                 let _ = writeln!(out, "path = \"{HEALTH_PATH}\"\nstatus = [200]");
+            } else if plan.half_open {
+                out.push_str("half_open = true\n");
             }
         }
     }
@@ -170,6 +178,7 @@ mod tests {
     fn plan(protocol: Protocol) -> CheckPlan {
         CheckPlan {
             protocol,
+            half_open: false,
             interval: Duration::from_secs(1),
             timeout: Duration::from_millis(1500),
             retries: 0,
@@ -208,5 +217,24 @@ mod tests {
         );
         let ka = keepalived(&targets, plan(Protocol::Http));
         assert!(ka.contains("path /health\n        status_code 200"), "{ka}");
+    }
+    #[test]
+    fn the_half_open_variant_is_vigilds_alone() {
+        let targets = [target(0)];
+        let half_open = CheckPlan {
+            half_open: true,
+            ..plan(Protocol::Tcp)
+        };
+        let vigild = vigild("lb", Path::new("/tmp/s"), &targets, half_open);
+        assert!(
+            vigild.contains("type = \"tcp\"\n") && vigild.contains("half_open = true\n"),
+            "{vigild}"
+        );
+        let connect = super::vigild("lb", Path::new("/tmp/s"), &targets, plan(Protocol::Tcp));
+        assert!(!connect.contains("half_open"), "{connect}");
+        assert_eq!(
+            keepalived(&targets, half_open),
+            keepalived(&targets, plan(Protocol::Tcp))
+        );
     }
 }

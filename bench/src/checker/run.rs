@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use vigil_integration::{Host, Process};
 
 use super::config::{self, CheckPlan};
@@ -26,6 +27,9 @@ pub struct Settings {
 /// What one daemon did in the window.
 #[derive(Debug, Clone)]
 pub struct Load {
+    /// Checks per second: the connections the fleet accepted, or for half-open checks (which
+    /// make none) the attempts vigild counted (`vigil_check_attempts_total`).
+    pub checks_per_sec: f64,
     /// Connections the fleet accepted per second.
     pub connections_per_sec: f64,
     /// HTTP requests the fleet answered per second (0 for TCP).
@@ -128,7 +132,19 @@ fn gave_up(daemon: &Process) -> bool {
 }
 
 /// Measures `daemon`, which checks `fleet`, over one window after the warm-up.
-pub fn measure(daemon: &Process, fleet: &Fleet, settings: &Settings) -> anyhow::Result<Outcome> {
+pub fn measure(
+    host: &Host,
+    daemon: &Process,
+    fleet: &Fleet,
+    settings: &Settings,
+) -> anyhow::Result<Outcome> {
+    let attempts = || -> anyhow::Result<Option<u64>> {
+        if settings.plan.half_open {
+            Ok(Some(vigild_attempts(host)?))
+        } else {
+            Ok(None)
+        }
+    };
     let started = Instant::now();
     while started.elapsed() < settings.warmup {
         if gave_up(daemon) {
@@ -139,6 +155,7 @@ pub fn measure(daemon: &Process, fleet: &Fleet, settings: &Settings) -> anyhow::
     let downs_before = downs(&own_log(daemon)).count();
     let load_start = crate::procstat::load_average();
     let (conns, answered) = (fleet.connections(), fleet.answered());
+    let attempts_before = attempts()?;
     let own_before = crate::procstat::own_cpu()?;
     let meter = Meter::start(&[daemon.pid()])?;
     let window_start = Instant::now();
@@ -152,8 +169,13 @@ pub fn measure(daemon: &Process, fleet: &Fleet, settings: &Settings) -> anyhow::
     let own = crate::procstat::own_cpu()?.saturating_sub(own_before);
     let elapsed = window_start.elapsed().as_secs_f64();
     let (conns, answered) = (fleet.connections() - conns, fleet.answered() - answered);
+    let checks = match (attempts_before, attempts()?) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => conns,
+    };
     let processes = crate::procstat::group_usage(daemon.pid())?.processes;
     Ok(Outcome::Measured(Load {
+        checks_per_sec: checks as f64 / elapsed,
         connections_per_sec: conns as f64 / elapsed,
         answered_per_sec: answered as f64 / elapsed,
         usage: windows[0],
@@ -162,6 +184,32 @@ pub fn measure(daemon: &Process, fleet: &Fleet, settings: &Settings) -> anyhow::
         loadavg: (load_start, crate::procstat::load_average()),
         fleet_cpu_percent: own.as_secs_f64() / windows[0].elapsed.as_secs_f64() * 100.0,
     }))
+}
+
+/// The check attempts vigild has finished, from its metrics (read inside `host`, where its API
+/// listens on [`config::VIGILD_API`]).
+fn vigild_attempts(host: &Host) -> anyhow::Result<u64> {
+    use std::io::{Read as _, Write as _};
+    let text = host.enter(|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect(config::VIGILD_API)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: vigild\r\n\r\n")?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    })??;
+    attempts_in(&text)
+        .with_context(|| format!("no check attempts in vigild's metrics: {text:.300}"))
+}
+
+/// The sum of `vigil_check_attempts_total` over its labels in a Prometheus exposition.
+fn attempts_in(exposition: &str) -> Option<u64> {
+    let values: Vec<u64> = exposition
+        .lines()
+        .filter(|l| l.starts_with("vigil_check_attempts_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 /// Stops `kills` real servers of the fleet one after another (1.37 s apart, so the stops fall at

@@ -12,6 +12,8 @@ use crate::failover::stats::Summary;
 pub struct LoadRow {
     /// TCP or HTTP.
     pub protocol: Protocol,
+    /// vigild checked TCP by its half-open (SYN) probe; keepalived, which has none, connected.
+    pub half_open: bool,
     /// vigild's result.
     pub vigild: Outcome,
     /// keepalived's result, if it was tried.
@@ -41,7 +43,7 @@ fn cells(o: &Outcome) -> String {
     match o {
         Outcome::Measured(l) => format!(
             "{:.0} | {:.2} ({:.2} user) | {:.0} | {:.1} | {}",
-            l.connections_per_sec,
+            l.checks_per_sec,
             l.usage.cpu_percent(),
             l.usage.user_percent(),
             micros_per_check(l),
@@ -55,10 +57,21 @@ fn cells(o: &Outcome) -> String {
     }
 }
 
-/// CPU time per accepted connection, in microseconds: the figure that contention on a shared
+impl LoadRow {
+    /// The check as the tables name it.
+    pub fn check(&self) -> String {
+        if self.half_open {
+            format!("{} (vigild half-open)", self.protocol)
+        } else {
+            self.protocol.to_string()
+        }
+    }
+}
+
+/// CPU time per check, in microseconds: the figure that contention on a shared
 /// machine distorts least (a starved daemon checks less but spends about the same per check).
 pub fn micros_per_check(l: &Load) -> f64 {
-    let checks = l.connections_per_sec * l.usage.elapsed.as_secs_f64();
+    let checks = l.checks_per_sec * l.usage.elapsed.as_secs_f64();
     if checks > 0.0 {
         l.usage.cpu.as_secs_f64() * 1e6 / checks
     } else {
@@ -77,7 +90,7 @@ fn measured(o: Option<&Outcome>) -> Option<&Load> {
 /// vigild/keepalived ratios where both ran.
 pub fn render_load(rows: &[LoadRow]) -> String {
     let mut out = String::from(
-        "| check | daemon | checks/s (server side) | CPU % of one core | CPU µs per check | \
+        "| check | daemon | checks/s | CPU % of one core | CPU µs per check | \
          RSS MiB | false downs | target |\n|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
@@ -85,12 +98,12 @@ pub fn render_load(rows: &[LoadRow]) -> String {
         let _ = writeln!(
             out,
             "| {} | vigild | {} | {} |",
-            r.protocol,
+            r.check(),
             cells(&r.vigild),
             target(r.protocol)
         );
         if let Some(ka) = &r.keepalived {
-            let _ = writeln!(out, "| {} | keepalived | {} | |", r.protocol, cells(ka));
+            let _ = writeln!(out, "| {} | keepalived | {} | |", r.check(), cells(ka));
         }
         if let (Some(v), Some(k)) = (measured(Some(&r.vigild)), measured(r.keepalived.as_ref())) {
             let ratio = |a: f64, b: f64| {
@@ -103,8 +116,8 @@ pub fn render_load(rows: &[LoadRow]) -> String {
             let _ = writeln!(
                 out,
                 "| {} | vigild/keepalived | {} | {} | {} | {} | | |",
-                r.protocol,
-                ratio(v.connections_per_sec, k.connections_per_sec),
+                r.check(),
+                ratio(v.checks_per_sec, k.checks_per_sec),
                 ratio(v.usage.cpu_percent(), k.usage.cpu_percent()),
                 ratio(micros_per_check(v), micros_per_check(k)),
                 ratio(v.usage.rss_mib(), k.usage.rss_mib()),
@@ -115,13 +128,13 @@ pub fn render_load(rows: &[LoadRow]) -> String {
 }
 
 /// Renders how long stopped real servers stayed in vigild's desired table.
-pub fn render_dead(rows: &[(Protocol, Vec<Option<Duration>>)], bound: Duration) -> String {
+pub fn render_dead(rows: &[(String, Vec<Option<Duration>>)], bound: Duration) -> String {
     let ms = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1000.0);
     let mut out = String::from(
         "| check | servers stopped | stop → removed from desired table, min/med/max ms | \
          bound (interval + timeout) | within bound |\n|---|---|---|---|---|\n",
     );
-    for (protocol, delays) in rows {
+    for (check, delays) in rows {
         let seen: Vec<Duration> = delays.iter().flatten().copied().collect();
         let spread = Summary::of(&seen).map_or_else(
             || "-".to_owned(),
@@ -133,7 +146,7 @@ pub fn render_dead(rows: &[(Protocol, Vec<Option<Duration>>)], bound: Duration) 
             .count();
         let _ = writeln!(
             out,
-            "| {protocol} | {} | {spread} | ≤ {} | {within}/{} |",
+            "| {check} | {} | {spread} | ≤ {} | {within}/{} |",
             delays.len(),
             ms(bound),
             delays.len()
@@ -149,6 +162,7 @@ mod tests {
 
     fn load(rate: f64, cpu_ms: u64, rss_mib: u64) -> Outcome {
         Outcome::Measured(Load {
+            checks_per_sec: rate,
             connections_per_sec: rate,
             answered_per_sec: 0.0,
             usage: Window {
@@ -168,6 +182,7 @@ mod tests {
     fn ratios_appear_only_when_both_ran() {
         let both = render_load(&[LoadRow {
             protocol: Protocol::Tcp,
+            half_open: false,
             vigild: load(10_000.0, 30, 20),
             keepalived: Some(load(10_000.0, 120, 10)),
         }]);
@@ -183,6 +198,7 @@ mod tests {
         );
         let refused = render_load(&[LoadRow {
             protocol: Protocol::Http,
+            half_open: false,
             vigild: load(9_990.0, 100, 30),
             keepalived: Some(Outcome::Refused(
                 "Starting\nmodprobe: FATAL: Module ip_vs not found\n\
@@ -205,7 +221,7 @@ mod tests {
         let bound = Duration::from_secs(2);
         let table = render_dead(
             &[(
-                Protocol::Tcp,
+                "tcp".to_owned(),
                 vec![
                     Some(Duration::from_millis(400)),
                     Some(Duration::from_millis(900)),

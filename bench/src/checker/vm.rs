@@ -92,6 +92,7 @@ impl VmSettings {
 pub fn plan() -> CheckPlan {
     CheckPlan {
         protocol: Protocol::Tcp,
+        half_open: false,
         interval: Duration::from_secs(1),
         timeout: Duration::from_secs(1),
         retries: 1,

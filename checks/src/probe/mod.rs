@@ -2,9 +2,11 @@
 //! thread of its own; the scheduler polls thousands of them together.
 
 mod dns;
+mod half_open;
 mod http;
 mod net;
 mod script;
+pub mod segment;
 mod smtp;
 mod tls;
 mod udp;
@@ -18,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::spec::{CheckKind, CheckSpec};
 
+pub(crate) use half_open::{SynProber, TICK as SYN_TICK};
 pub use http::{ResponseError, parse_response_head};
 pub use tls::TlsError;
 
@@ -160,11 +163,27 @@ impl Prepared {
 pub async fn probe(spec: &CheckSpec, prepared: &Prepared, seq: u16) -> ProbeOutcome {
     let start = Instant::now();
     let timeout = spec.timing.timeout;
-    let verdict = match tokio::time::timeout(timeout, attempt(spec, prepared, seq)).await {
+    let verdict = match tokio::time::timeout(timeout, alone(spec, prepared, seq)).await {
         Ok(r) => r,
         Err(_) => Err(ProbeError::Timeout(timeout)),
     };
     ProbeOutcome::new(verdict, start.elapsed())
+}
+
+/// A half-open attempt whose SYN was queued with [`SynProber::queue`] as `ack`: the scheduler
+/// sends the SYNs of the attempts it starts together in one system call.
+pub(crate) async fn half_open_queued(syn: Arc<SynProber>, ack: std::io::Result<u32>) -> Verdict {
+    half_open::wait(syn, ack).await?;
+    Ok((Cow::Borrowed("SYN-ACK"), None))
+}
+
+/// [`attempt`] outside a scheduler, which would otherwise drain the half-open check's socket.
+async fn alone(spec: &CheckSpec, prepared: &Prepared, seq: u16) -> Verdict {
+    if matches!(spec.kind, CheckKind::TcpHalfOpen) {
+        half_open::check_alone(spec.target, &spec.source).await?;
+        return Ok((Cow::Borrowed("SYN-ACK"), None));
+    }
+    attempt(spec, prepared, seq, &Arc::default()).await
 }
 
 /// What one attempt found: a note on success (static for the common cases, so that the
@@ -182,11 +201,23 @@ type AttemptResult = Result<(String, Option<u32>), ProbeError>;
 ///
 /// Not bounded by the timeout: [`probe`] bounds it, and the scheduler, which keeps the
 /// deadlines of all its attempts itself, cancels an attempt that is late.
-pub(crate) async fn attempt(spec: &CheckSpec, prepared: &Prepared, seq: u16) -> Verdict {
+///
+/// `syn` sends the half-open checks' SYNs and reads their answers; whoever polls the attempt
+/// must [`drain`](SynProber::drain) it.
+pub(crate) async fn attempt(
+    spec: &CheckSpec,
+    prepared: &Prepared,
+    seq: u16,
+    syn: &Arc<SynProber>,
+) -> Verdict {
     let found = match &spec.kind {
         CheckKind::Tcp => {
             net::connect_and_reset(spec.target, &spec.source).await?;
             return Ok((Cow::Borrowed("connected"), None));
+        }
+        CheckKind::TcpHalfOpen => {
+            half_open::check(syn, spec.target, &spec.source).await?;
+            return Ok((Cow::Borrowed("SYN-ACK"), None));
         }
         CheckKind::Http(h) => {
             // A `Prepared` made by hand (`Default`) has no request yet: build it here.
@@ -257,10 +288,15 @@ mod tests {
     #[test]
     fn an_attempt_future_is_small_whatever_the_kind() {
         let prepared = Prepared::default();
-        for kind in [CheckKind::Tcp, CheckKind::Http(HttpCheck::get("/"))] {
+        let syn = Arc::default();
+        for kind in [
+            CheckKind::Tcp,
+            CheckKind::TcpHalfOpen,
+            CheckKind::Http(HttpCheck::get("/")),
+        ] {
             let spec = spec(kind);
             let size = std::mem::size_of_val(&probe(&spec, &prepared, 0))
-                .max(std::mem::size_of_val(&attempt(&spec, &prepared, 0)));
+                .max(std::mem::size_of_val(&attempt(&spec, &prepared, 0, &syn)));
             assert!(
                 size < 1024,
                 "{} attempt future is {size} bytes",

@@ -45,6 +45,7 @@ pub(super) fn check(
     let bind = t.opt::<IpAddr>(cx, "bind");
     let bind_device = t.opt::<String>(cx, "bind_device");
     let kind = match kind? {
+        CheckType::Tcp if t.get(cx, "half_open", false) => Some(CheckKind::TcpHalfOpen),
         CheckType::Tcp => Some(CheckKind::Tcp),
         CheckType::Http => Some(CheckKind::Http(http(cx, t, false))),
         CheckType::Https => Some(CheckKind::Http(http(cx, t, true))),

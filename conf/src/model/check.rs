@@ -38,6 +38,9 @@ pub struct Check {
 pub enum CheckKind {
     /// TCP connect.
     Tcp,
+    /// TCP half-open: a SYN from a raw socket, up on SYN-ACK; no connection is made
+    /// (`type = "tcp"` with `half_open = true`).
+    TcpHalfOpen,
     /// HTTP or HTTPS GET (`tls` is `Some` for https).
     Http(HttpCheck),
     /// Run a program; exit 0 is success.

@@ -266,6 +266,7 @@ pub fn check_spec(
     let target = check_target(real, check);
     let kind = match &check.kind {
         conf::CheckKind::Tcp => vigil_checks::CheckKind::Tcp,
+        conf::CheckKind::TcpHalfOpen => vigil_checks::CheckKind::TcpHalfOpen,
         conf::CheckKind::Http(h) => {
             let body_regex = h
                 .body_regex

@@ -11,8 +11,16 @@ use super::histogram::{CHECK_LATENCY_BOUNDS, Histogram};
 use crate::lb::LbStatus;
 
 /// Every check kind `vigil-checks` names, plus a catch-all so a new kind is still counted.
-const CHECK_KINDS: [&str; 8] = [
-    "tcp", "http", "https", "script", "dns", "udp", "smtp", "other",
+const CHECK_KINDS: [&str; 9] = [
+    "tcp",
+    "tcp-half-open",
+    "http",
+    "https",
+    "script",
+    "dns",
+    "udp",
+    "smtp",
+    "other",
 ];
 
 /// IPVS operation kinds, in the order [`op_index`] gives.
