@@ -1,6 +1,7 @@
 //! Health checkers for LVS real servers and the single scheduler that runs them all.
 //!
-//! Checkers: TCP connect, HTTP/HTTPS `GET` (status ranges, body regex, SHA-256/MD5 digest,
+//! Checkers: TCP connect, TCP half-open (a SYN from a raw socket, answered by SYN-ACK or reset;
+//! no connection), HTTP/HTTPS `GET` (status ranges, body regex, SHA-256/MD5 digest,
 //! Host/SNI, optional certificate verification), script (exit code, or keepalived's dynamic
 //! weight), DNS, UDP and SMTP. Each check has an interval, a timeout, retries with a delay,
 //! rise/fall hysteresis and a random warm-up. Results leave as [`CheckEvent`]s (up, down,

@@ -629,7 +629,7 @@ where
 
 /// The most a timer is started before it is due, so that one wake-up starts all that fall due
 /// within it (see [`Core::fire_due`]).
-const AHEAD: Duration = Duration::from_millis(4);
+const AHEAD: Duration = Duration::from_millis(8);
 
 /// How early a timer of a check with `interval` may start: [`AHEAD`], or a hundredth of the
 /// interval if less, so that it and the round's jitter stay within 2% of the interval.

@@ -47,7 +47,7 @@ use super::segment;
 use crate::spec::Source;
 
 /// Longest wait between two drains of the raw sockets while probes are out.
-pub(crate) const TICK: Duration = Duration::from_millis(4);
+pub(crate) const TICK: Duration = Duration::from_millis(8);
 /// How long a looked-up source address is trusted. The source decides the checksum; a route
 /// that changes makes probes fail (and look again) until then.
 const ROUTE_TTL: Duration = Duration::from_secs(30);
@@ -93,6 +93,7 @@ struct Queued {
     sender: usize,
     syn: [u8; segment::SYN_LEN],
     to: SockaddrStorage,
+    to_addr: SocketAddr,
     ack: u32,
 }
 
@@ -113,7 +114,7 @@ impl SynProber {
         let mut state = self.lock();
         let state = &mut *state;
         let q = state.prepare(target, source)?;
-        let to = SockAddr::from(SocketAddr::new(target.ip(), 0));
+        let to = SockAddr::from(q.to_addr);
         if let Err(e) = state.senders[q.sender].raw.send_to(&q.syn, &to) {
             state.sent_badly(q.ack, target, source);
             return Err(e);
@@ -199,6 +200,10 @@ impl State {
                 format!("source {from} and target {target} are of different families"),
             )
         })?;
+        // A raw socket takes the protocol from the socket, so the port must be zero; an IPv6
+        // link-local target keeps its scope.
+        let mut to = target;
+        to.set_port(0);
         self.pending.insert(
             ack,
             Pending {
@@ -211,8 +216,8 @@ impl State {
         Ok(Queued {
             sender,
             syn,
-            // A raw socket takes the protocol from the socket; the port must be zero.
-            to: SockaddrStorage::from(SocketAddr::new(target.ip(), 0)),
+            to: SockaddrStorage::from(to),
+            to_addr: to,
             ack,
         })
     }

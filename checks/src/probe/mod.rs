@@ -74,32 +74,39 @@ impl ProbeOutcome {
     }
 }
 
-/// Which failure wrote an outcome's `detail`, when the same failure would write the same text:
-/// a server that stays down fails the same way every round, and formatting its error (an
-/// `strerror` and a `write!`) costs more than the rest of a refused attempt.
+/// What wrote an outcome's `detail`, when the same cause would write the same text: a server
+/// that stays down fails the same way every round, and formatting its error (an `strerror` and
+/// a `write!`) costs more than the rest of a refused attempt; one that stays up succeeds with
+/// the same static note, and even comparing that costs a call per attempt.
 #[derive(Debug, Default)]
-pub(crate) struct DetailOf(Option<Failure>);
+pub(crate) struct DetailOf(Option<Written>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
+enum Written {
     Os(i32),
     Timeout(Duration),
+    /// A success's static note, by address and length.
+    Note(usize, usize),
 }
 
 impl ProbeOutcome {
     /// [`set`](Self::set), skipping the text when `of` says `detail` already holds it.
     pub(crate) fn update(&mut self, verdict: Verdict, latency: Duration, of: &mut DetailOf) {
-        let failure = match &verdict {
-            Err(ProbeError::Io(e)) => e.raw_os_error().map(Failure::Os),
-            Err(ProbeError::Timeout(t)) => Some(Failure::Timeout(*t)),
+        let written = match &verdict {
+            Err(ProbeError::Io(e)) => e.raw_os_error().map(Written::Os),
+            Err(ProbeError::Timeout(t)) => Some(Written::Timeout(*t)),
+            Ok((Cow::Borrowed(note), _)) => Some(Written::Note(note.as_ptr() as usize, note.len())),
             _ => None,
         };
-        if failure.is_some() && failure == of.0 && !self.ok {
+        if written.is_some() && written == of.0 && self.ok == verdict.is_ok() {
             self.latency = latency;
+            if let Ok((_, weight)) = verdict {
+                self.weight = weight;
+            }
             return;
         }
         self.set(verdict, latency);
-        of.0 = failure;
+        of.0 = written;
     }
 }
 
@@ -270,6 +277,14 @@ mod tests {
             refused,
             || Err(ProbeError::Io(ErrorKind::UnexpectedEof.into())),
             || Ok(("weighed".into(), Some(3))),
+            || Ok(("weighed".into(), Some(5))),
+            || Ok(("weighed".into(), Some(5))),
+            || Ok(("connected".into(), None)),
+            || Ok(("connected".into(), None)),
+            || Ok((Cow::Owned("owned".into()), Some(1))),
+            || Ok(("connected".into(), None)),
+            refused,
+            || Ok(("connected".into(), None)),
         ];
         let mut outcome = ProbeOutcome::new(Ok(("".into(), None)), ms(0));
         let mut of = DetailOf::default();

@@ -13,7 +13,8 @@
 //!
 //! - `connect`: the leanest full TCP connect check ([`connect`]); the kernel and system-call
 //!   floor of vigild's TCP check.
-//! - `half-open`: a SYN probe from a raw socket ([`synprobe`]); SYN-ACK up, reset down.
+//! - `half-open`: a SYN probe from a raw socket ([`synprobe`]); SYN-ACK up, reset down. The
+//!   floor of vigild's half-open check (`half_open = true`), whose segments it shares.
 //! - `http`: the leanest HTTP/1.0 `GET` that judges the status line ([`connect`]).
 //!
 //! Needs root (a lab namespace; the raw socket) and about 12,000 open files:
