@@ -16,6 +16,7 @@
 
 pub mod health;
 pub mod probe;
+mod rng;
 pub mod scheduler;
 pub mod spec;
 

@@ -26,6 +26,7 @@ use crate::health::{Health, Transition};
 use crate::probe::{
     self, DetailOf, Prepared, ProbeError, ProbeOutcome, SYN_TICK, SynProber, TlsError, Verdict,
 };
+use crate::rng::SplitMix64;
 use crate::spec::{CheckKind, CheckSpec};
 
 #[path = "scheduler_attempts.rs"]
@@ -659,29 +660,6 @@ impl Hasher for IdHasher {
         // The table takes its bucket from the low bits and a tag from the high ones; fold the
         // multiply's well-mixed high half into the low.
         self.0 ^ (self.0 >> 32)
-    }
-}
-
-/// Tiny seeded generator for jitter (no cryptographic needs, no dependency).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniformly random duration in `[0, max)`, or zero when `max` is zero.
-    fn below(&mut self, max: Duration) -> Duration {
-        let nanos = max.as_nanos().min(u128::from(u64::MAX)) as u64;
-        if nanos == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(self.next() % nanos)
-        }
     }
 }
 

@@ -44,6 +44,7 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmm
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::segment;
+use crate::rng::SplitMix64;
 use crate::spec::Source;
 
 /// Longest wait between two drains of the raw sockets while probes are out.
@@ -438,23 +439,18 @@ fn domain(v6: bool) -> Domain {
 
 /// Initial sequence numbers: unpredictable, so that an off-path host cannot make a dead server
 /// look alive with a forged SYN-ACK without guessing 32 bits (and the port).
-struct Isn(u64);
+struct Isn(SplitMix64);
 
 impl Default for Isn {
     fn default() -> Self {
         // `RandomState` is seeded from the OS's random source; no dependency needed for that.
-        Isn(RandomState::new().hash_one(std::process::id()))
+        Isn(SplitMix64(RandomState::new().hash_one(std::process::id())))
     }
 }
 
 impl Isn {
-    /// SplitMix64: fast, and every output differs from the last 2^64 - 1.
     fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) as u32
+        self.0.next() as u32
     }
 }
 
