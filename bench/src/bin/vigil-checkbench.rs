@@ -82,6 +82,10 @@ struct Cli {
     /// every attempt; prints its lines about the first stopped real server.
     #[arg(long)]
     vm_vigild_log: Option<String>,
+    /// `--vm`: vigild checks by its half-open (SYN) probe; keepalived, which has none, by
+    /// `TCP_CHECK` as before.
+    #[arg(long)]
+    vm_half_open: bool,
     /// Internal: the side of `--vm` that runs inside the VM.
     #[arg(long, hide = true)]
     vm_guest: bool,
@@ -124,6 +128,7 @@ fn vm_settings(cli: &Cli) -> vm::VmSettings {
         window: Duration::from_secs(cli.vm_window_secs),
         repetitions: cli.vm_reps,
         vigild_log: cli.vm_vigild_log.clone(),
+        half_open: cli.vm_half_open,
     }
 }
 

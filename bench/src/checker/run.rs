@@ -189,15 +189,17 @@ pub fn measure(
 /// The check attempts vigild has finished, from its metrics (read inside `host`, where its API
 /// listens on [`config::VIGILD_API`]).
 fn vigild_attempts(host: &Host) -> anyhow::Result<u64> {
+    host.enter(vigild_attempts_here)?
+}
+
+/// [`vigild_attempts`] from the calling thread's namespace (inside the VM, the only one).
+pub fn vigild_attempts_here() -> anyhow::Result<u64> {
     use std::io::{Read as _, Write as _};
-    let text = host.enter(|| -> std::io::Result<String> {
-        let mut s = std::net::TcpStream::connect(config::VIGILD_API)?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: vigild\r\n\r\n")?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        Ok(text)
-    })??;
+    let mut s = std::net::TcpStream::connect(config::VIGILD_API)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: vigild\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
     attempts_in(&text)
         .with_context(|| format!("no check attempts in vigild's metrics: {text:.300}"))
 }

@@ -51,6 +51,8 @@ pub struct VmSettings {
     /// vigild's `--log-level` inside the VM (e.g. `info,vigil_checks=trace` for every
     /// attempt); when set, the log lines about the first stopped real server are printed.
     pub vigild_log: Option<String>,
+    /// vigild checks by its half-open (SYN) probe; keepalived still by `TCP_CHECK`.
+    pub half_open: bool,
 }
 
 impl VmSettings {
@@ -73,6 +75,7 @@ impl VmSettings {
                 .iter()
                 .flat_map(|level| ["--vm-vigild-log".to_owned(), level.clone()]),
         )
+        .chain(self.half_open.then(|| "--vm-half-open".to_owned()))
         .collect()
     }
 
@@ -238,7 +241,13 @@ fn measure_daemon(
 ) -> anyhow::Result<GuestRun> {
     ipvsadm(&["-C"]).context("clearing the IPVS table")?;
     println!("\n==> {daemon}");
-    let mut child = spawn(daemon, fleet.targets(), settings.vigild_log.as_deref())?;
+    let half_open = settings.half_open && daemon == Daemon::Vigild;
+    let mut child = spawn(
+        daemon,
+        fleet.targets(),
+        settings.vigild_log.as_deref(),
+        half_open,
+    )?;
     let pid = child.id();
     let result = (|| {
         let started = Instant::now();
@@ -248,13 +257,24 @@ fn measure_daemon(
             table_complete.as_secs_f64()
         );
         std::thread::sleep(settings.settle);
-        let connections = fleet.connections();
+        // Half-open checks make no connection: count them from vigild's metrics.
+        let count = || -> anyhow::Result<u64> {
+            if half_open {
+                super::run::vigild_attempts_here()
+            } else {
+                Ok(fleet.connections())
+            }
+        };
+        let before = count()?;
         let meter = Meter::start(&[pid])?;
         let window_start = Instant::now();
         std::thread::sleep(settings.window);
         let usage = meter.finish()?[0];
         let checks_per_sec =
-            (fleet.connections() - connections) as f64 / window_start.elapsed().as_secs_f64();
+            count()?.saturating_sub(before) as f64 / window_start.elapsed().as_secs_f64();
+        if half_open {
+            println!("  (half-open SYN checks, counted by vigild)");
+        }
         let processes = crate::procstat::group_usage(pid)?.processes;
         println!(
             "  {checks_per_sec:.0} checks/s, CPU {:.2} % of the VM's core ({:.2} % user), \
@@ -329,6 +349,7 @@ fn spawn(
     daemon: Daemon,
     targets: &[SocketAddr],
     vigild_log: Option<&str>,
+    half_open: bool,
 ) -> anyhow::Result<Child> {
     use std::os::unix::process::CommandExt as _;
     let log = std::fs::File::create(log_path(daemon)).context("creating the daemon's log")?;
@@ -337,7 +358,11 @@ fn spawn(
             let state = Path::new("/tmp/vigild-state");
             std::fs::create_dir_all(state)?;
             let path = "/tmp/vigild.toml";
-            std::fs::write(path, config::vigild("vm", state, targets, plan()))?;
+            let plan = CheckPlan {
+                half_open,
+                ..plan()
+            };
+            std::fs::write(path, config::vigild("vm", state, targets, plan))?;
             let mut c = Command::new(Path::new(GUEST_BIN).join("vigild"));
             c.args(["--config", path]);
             if let Some(level) = vigild_log {
@@ -717,6 +742,7 @@ mod tests {
             window: Duration::from_secs(20),
             repetitions: 5,
             vigild_log: None,
+            half_open: false,
         };
         let args = settings.guest_args().join(" ");
         assert_eq!(
@@ -729,6 +755,13 @@ mod tests {
                 .guest_args()
                 .join(" ")
                 .ends_with("--vm-reps 5 --vm-vigild-log info,vigil_checks=trace")
+        );
+        settings.half_open = true;
+        assert!(
+            settings
+                .guest_args()
+                .join(" ")
+                .ends_with("--vm-vigild-log info,vigil_checks=trace --vm-half-open")
         );
     }
 
@@ -845,6 +878,7 @@ TCP  10.200.0.1:80 wlc
             window: Duration::from_secs(10),
             repetitions: 3,
             vigild_log: None,
+            half_open: false,
         };
         let table = render(
             &[
