@@ -262,7 +262,7 @@ fn probe_owned(
         .then(|| (Instant::now(), syn.queue(spec.target, &spec.source)));
     async move {
         if let Some((start, ack)) = queued {
-            return (start, probe::half_open_queued(syn, ack).await);
+            return (start, probe::half_open(syn, ack).await);
         }
         let start = Instant::now();
         (start, probe::attempt(&spec, &prepared, seq, &syn).await)

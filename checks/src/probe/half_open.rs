@@ -4,7 +4,7 @@
 //!
 //! Why, beside the connect check: a connect check costs the checker a socket, a descriptor, an
 //! epoll registration and five or six system calls, and the server an accepted connection. A
-//! SYN probe costs one `sendto` and a share of one `recv` batch, and the server only a request
+//! SYN probe costs a share of one `sendmmsg` and one `recvmmsg`, and the server only a request
 //! socket: the kernel, finding no socket for the SYN-ACK, answers it with a reset itself, so no
 //! connection is ever established or accepted. It proves less than a connect (the listener
 //! exists and the kernel answers; not that the application calls `accept`), which is why it is
@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::{Entry, RandomState};
 use std::future::Future;
 use std::hash::{BuildHasher as _, BuildHasherDefault, Hasher};
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd as _;
@@ -38,10 +38,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use std::io::{IoSlice, IoSliceMut};
-
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::segment;
 use crate::rng::SplitMix64;
@@ -94,7 +92,6 @@ struct Queued {
     sender: usize,
     syn: [u8; segment::SYN_LEN],
     to: SockaddrStorage,
-    to_addr: SocketAddr,
     ack: u32,
 }
 
@@ -108,24 +105,18 @@ impl SynProber {
         !self.lock().pending.is_empty()
     }
 
-    /// Sends a SYN to `target` from `source`; the number names the probe for [`poll_answer`].
-    ///
-    /// [`poll_answer`]: Self::poll_answer
-    fn send(&self, target: SocketAddr, source: &Source) -> io::Result<u32> {
-        let mut state = self.lock();
-        let state = &mut *state;
-        let q = state.prepare(target, source)?;
-        let to = SockAddr::from(q.to_addr);
-        if let Err(e) = state.senders[q.sender].raw.send_to(&q.syn, &to) {
-            state.sent_badly(q.ack, target, source);
-            return Err(e);
-        }
-        Ok(q.ack)
+    /// [`queue`](Self::queue) and [`flush`](Self::flush) at once, for an attempt that is not
+    /// part of a scheduler's batch. A SYN that cannot be sent fails its probe's [`wait`].
+    pub(crate) fn send(&self, target: SocketAddr, source: &Source) -> io::Result<u32> {
+        let ack = self.queue(target, source)?;
+        self.flush();
+        Ok(ack)
     }
 
-    /// [`send`](Self::send), but the SYN waits for [`flush`](Self::flush), which sends every
-    /// queued SYN in one system call (`sendmmsg`). The scheduler queues the SYNs of the
-    /// attempts it starts together and flushes before it sleeps.
+    /// Registers a probe of `target` from `source` and queues its SYN for
+    /// [`flush`](Self::flush), which sends every queued SYN in one system call (`sendmmsg`);
+    /// the number names the probe for [`wait`]. The scheduler queues the SYNs of the attempts
+    /// it starts together and flushes before it sleeps.
     pub(crate) fn queue(&self, target: SocketAddr, source: &Source) -> io::Result<u32> {
         let mut state = self.lock();
         let q = state.prepare(target, source)?;
@@ -134,7 +125,8 @@ impl SynProber {
         Ok(ack)
     }
 
-    /// Sends every queued SYN. One that cannot be sent fails its probe with the error.
+    /// Sends every queued SYN. One that cannot be sent fails its probe with the error, and the
+    /// route towards its target, which may have moved, is looked up again next time.
     pub(crate) fn flush(&self) {
         let mut state = self.lock();
         if state.queue.is_empty() {
@@ -151,15 +143,20 @@ impl SynProber {
                 // The first unsent SYN failed (or the batch did): send the rest one by one to
                 // learn each one's error.
                 for q in &chunk[sent..] {
-                    let raw = &state.senders[q.sender].raw;
-                    if let Err(e) =
-                        nix::sys::socket::sendto(raw.as_raw_fd(), &q.syn, &q.to, MsgFlags::empty())
-                        && let Some(p) = state.pending.get_mut(&q.ack)
+                    let sender = &state.senders[q.sender];
+                    if let Err(e) = nix::sys::socket::sendto(
+                        sender.raw.as_raw_fd(),
+                        &q.syn,
+                        &q.to,
+                        MsgFlags::empty(),
+                    ) && let Some(p) = state.pending.get_mut(&q.ack)
                     {
                         p.answer = Some(Err(e as i32));
                         if let Some(w) = p.waker.take() {
                             w.wake();
                         }
+                        let route = (p.target.ip(), sender.source.bind_device.clone());
+                        state.routes.remove(&route);
                     }
                 }
             }
@@ -218,17 +215,8 @@ impl State {
             sender,
             syn,
             to: SockaddrStorage::from(to),
-            to_addr: to,
             ack,
         })
-    }
-
-    /// The SYN of probe `ack` could not be sent: forget it, and the route towards `target`,
-    /// which may have moved.
-    fn sent_badly(&mut self, ack: u32, target: SocketAddr, source: &Source) {
-        self.pending.remove(&ack);
-        self.routes
-            .remove(&(target.ip(), source.bind_device.clone()));
     }
 }
 
@@ -501,17 +489,6 @@ impl Drop for Answer {
     }
 }
 
-/// One half-open attempt: up on a SYN-ACK, refused on a reset. The caller bounds it with the
-/// timeout and must [`drain`](SynProber::drain) `prober` while it runs.
-pub(super) async fn check(
-    prober: &Arc<SynProber>,
-    target: SocketAddr,
-    source: &Source,
-) -> io::Result<()> {
-    let ack = prober.send(target, source);
-    wait(prober.clone(), ack).await
-}
-
 /// The answer to a probe sent (or queued, see [`SynProber::queue`]) as `ack`: up on a SYN-ACK,
 /// refused on a reset. The caller bounds it with the timeout and drains `prober` while it runs.
 pub(crate) async fn wait(prober: Arc<SynProber>, ack: io::Result<u32>) -> io::Result<()> {
@@ -531,10 +508,9 @@ pub(crate) async fn wait(prober: Arc<SynProber>, ack: io::Result<u32>) -> io::Re
     }
 }
 
-/// [`check`] on its own, outside a scheduler: drains its own prober every millisecond.
-pub(super) async fn check_alone(target: SocketAddr, source: &Source) -> io::Result<()> {
-    let prober = Arc::new(SynProber::default());
-    let attempt = check(&prober, target, source);
+/// Runs `attempt`, a half-open attempt outside a scheduler, draining `prober` every
+/// millisecond as the scheduler would on its passes.
+pub(super) async fn drained<F: Future>(prober: &SynProber, attempt: F) -> F::Output {
     tokio::pin!(attempt);
     loop {
         tokio::select! {

@@ -177,20 +177,23 @@ pub async fn probe(spec: &CheckSpec, prepared: &Prepared, seq: u16) -> ProbeOutc
     ProbeOutcome::new(verdict, start.elapsed())
 }
 
-/// A half-open attempt whose SYN was queued with [`SynProber::queue`] as `ack`: the scheduler
-/// sends the SYNs of the attempts it starts together in one system call.
-pub(crate) async fn half_open_queued(syn: Arc<SynProber>, ack: std::io::Result<u32>) -> Verdict {
+/// The verdict of the half-open attempt whose SYN was sent or queued (see
+/// [`SynProber::queue`]) as `ack`: the scheduler sends the SYNs of the attempts it starts
+/// together in one system call.
+pub(crate) async fn half_open(syn: Arc<SynProber>, ack: std::io::Result<u32>) -> Verdict {
     half_open::wait(syn, ack).await?;
     Ok((Cow::Borrowed("SYN-ACK"), None))
 }
 
 /// [`attempt`] outside a scheduler, which would otherwise drain the half-open check's socket.
 async fn alone(spec: &CheckSpec, prepared: &Prepared, seq: u16) -> Verdict {
+    let syn = Arc::<SynProber>::default();
+    let attempt = attempt(spec, prepared, seq, &syn);
     if matches!(spec.kind, CheckKind::TcpHalfOpen) {
-        half_open::check_alone(spec.target, &spec.source).await?;
-        return Ok((Cow::Borrowed("SYN-ACK"), None));
+        half_open::drained(&syn, attempt).await
+    } else {
+        attempt.await
     }
-    attempt(spec, prepared, seq, &Arc::default()).await
 }
 
 /// What one attempt found: a note on success (static for the common cases, so that the
@@ -223,8 +226,8 @@ pub(crate) async fn attempt(
             return Ok((Cow::Borrowed("connected"), None));
         }
         CheckKind::TcpHalfOpen => {
-            half_open::check(syn, spec.target, &spec.source).await?;
-            return Ok((Cow::Borrowed("SYN-ACK"), None));
+            let ack = syn.send(spec.target, &spec.source);
+            return half_open(syn.clone(), ack).await;
         }
         CheckKind::Http(h) => {
             // A `Prepared` made by hand (`Default`) has no request yet: build it here.
