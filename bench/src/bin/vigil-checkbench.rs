@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 use vigil_bench::checker::config::{CheckPlan, Forwarding};
 use vigil_bench::checker::fleet::{Fleet, Protocol};
 use vigil_bench::checker::run::{self, Outcome, Settings};
-use vigil_bench::checker::table::{LoadRow, render_dead, render_load};
+use vigil_bench::checker::table::{LoadRow, check_name, render_dead, render_load};
 use vigil_bench::checker::vm;
 use vigil_bench::failover::daemon::{Binaries, Implementation};
 use vigil_bench::steer::{Steering, pin_process, steer_loopback_rx};
@@ -172,11 +172,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             Check::Http => Protocol::Http,
         };
         let half_open = *check == Check::TcpHalfOpen;
-        let label = if half_open {
-            "tcp-half-open".to_owned()
-        } else {
-            protocol.to_string()
-        };
+        let label = check_name(protocol, half_open);
         let settings = Settings {
             plan: CheckPlan {
                 protocol,

@@ -60,11 +60,16 @@ fn cells(o: &Outcome) -> String {
 impl LoadRow {
     /// The check as the tables name it.
     pub fn check(&self) -> String {
-        if self.half_open {
-            format!("{} (vigild half-open)", self.protocol)
-        } else {
-            self.protocol.to_string()
-        }
+        check_name(self.protocol, self.half_open)
+    }
+}
+
+/// A check as the tables and the progress lines name it.
+pub fn check_name(protocol: Protocol, half_open: bool) -> String {
+    if half_open {
+        format!("{protocol} (vigild half-open)")
+    } else {
+        protocol.to_string()
     }
 }
 
